@@ -1,0 +1,71 @@
+"""The pieces all three algorithms share: the chain rule from a loss on log_prob to the policy,
+advantage normalisation, the value regression, and one optimizer step for both networks.
+
+Every policy-gradient loss here has the form
+
+    L = sum_i w_i * log pi(a_i|s_i)  +  c * sum_i H(pi(.|s_i))  (+ terms without the policy)
+
+where the per-sample weights w_i = dL/d log_prob_i carry the estimator (-A_i / B for a mean over
+B steps) and c = dL/dH_i the entropy bonus (-ent_coef / B). The gradient with respect to the
+distribution parameters is then the score weighted by w plus the entropy gradient weighted by c;
+`policy_backward` forms it and hands it to the network.
+"""
+import numpy as np
+
+from minipg.distributions import Categorical
+from minipg.optim import clip_grad_norm
+from minipg.policies import value_loss
+
+
+def policy_backward(policy, dist, actions, grad_log_prob, grad_entropy=0.0):
+    """Backpropagate L = sum_i grad_log_prob_i * log pi(a_i|s_i) + grad_entropy * sum_i H_i.
+
+    dist must be the distribution of the policy's LAST forward pass (its cache is used).
+        Categorical:  dL/dz_i       = grad_log_prob_i * (onehot(a_i) - pi_i) + grad_entropy * dH/dz_i
+        Gaussian:     dL/dmu_i      = grad_log_prob_i * (a_i - mu_i) / sigma^2
+                      dL/dlog_std   = sum_i grad_log_prob_i * (((a_i - mu_i) / sigma)^2 - 1)
+                                      + grad_entropy * B * dH/dlog_std
+    """
+    if isinstance(dist, Categorical):
+        grad_logits = grad_log_prob[:, None] * dist.score(actions)
+        if grad_entropy:
+            grad_logits += grad_entropy * dist.entropy_grad()
+        policy.backward(grad_logits)
+    else:
+        score_mean, score_log_std = dist.score(actions)
+        grad_mean = grad_log_prob[:, None] * score_mean
+        # log_std is shared by every sample: its gradient is the sum of the per-sample ones.
+        grad_log_std = grad_log_prob @ score_log_std
+        grad_log_std += grad_entropy * len(grad_log_prob) * dist.entropy_grad()
+        policy.backward(grad_mean, grad_log_std)
+
+
+def normalize(advantages, eps=1e-8):
+    """(A - mean(A)) / (std(A) + eps). A batch of one gives 0, not NaN (std is 0, eps is not)."""
+    return (advantages - advantages.mean()) / (advantages.std() + eps)
+
+
+def value_backward(value_fn, obs, targets, vf_coef):
+    """Regress V on its targets: L_V = vf_coef * 0.5 * mean_i (V(s_i) - target_i)^2, per step.
+
+    Returns the unscaled 0.5 * mean square (minipg.policies.value_loss) for the log.
+    """
+    loss, grad_values = value_loss(value_fn.predict(obs), targets)
+    value_fn.backward(vf_coef * grad_values)
+    return float(loss)
+
+
+def optimizer_step(policy, value_fn, policy_optim, value_optim, max_grad_norm):
+    """Clip the global norm over BOTH networks' gradients, then step each optimizer.
+
+    Returns the gradient norm before clipping (a useful health signal in the logs).
+    """
+    grads = [policy.grads] if value_fn is None else [policy.grads, value_fn.grads]
+    if max_grad_norm > 0:
+        norm = clip_grad_norm(grads, max_grad_norm)
+    else:
+        norm = float(np.sqrt(sum(float(g @ g) for g in grads)))
+    policy_optim.step(policy.grads)
+    if value_fn is not None:
+        value_optim.step(value_fn.grads)
+    return norm

@@ -1,0 +1,141 @@
+"""Collect (T, N) rollouts from a gymnasium vector env.
+
+One call to `collect` steps all N environments T times and fills preallocated arrays, time
+first:
+
+    obs[t]          s_t, the observation the action was chosen from          (T, N, obs_dim)
+    actions[t]      a_t ~ pi(.|s_t), the UNCLIPPED sample                      (T, N[, act_dim])
+    log_prob[t]     log pi(a_t|s_t) under the policy that collected the data   (T, N)
+    values[t]       V(s_t)                                                     (T, N)
+    rewards[t]      r_t                                                        (T, N)
+    terminated[t]   s_{t+1} is terminal: its value is 0                        (T, N)
+    truncated[t]    a time limit cut the episode after a_t                     (T, N)
+    next_values[t]  V(s_{t+1}) of the TRUE next state                          (T, N)
+    mask[t]         True where row t is a real transition                      (T, N)
+
+Two traps live here, both from gymnasium's NEXT_STEP autoreset:
+
+1. After an episode ends at step t, the env's next step() ignores the action and returns the
+   first observation of a new episode with reward 0. That row (s_final, a, 0, s_reset) is a
+   reset step, not a transition: mask[t+1] is False and the losses and statistics skip it.
+2. The observation returned at the step where an episode ends IS the final observation
+   s_{t+1} (the reset comes one call later). So next_values[t] = V(obs returned by step t) is
+   the value of the true next state even for a truncated episode, which is exactly what a
+   time-limit end must bootstrap from. Because that observation is also the next row's input,
+   next_values[t] = values[t+1] inside the rollout, and only the last row needs one extra
+   forward pass: the bootstrap value V(s_T).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Rollout:
+    """The (T, N) arrays of one collection; reused from one iteration to the next."""
+    obs: np.ndarray
+    actions: np.ndarray
+    log_prob: np.ndarray
+    values: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    next_values: np.ndarray
+    mask: np.ndarray
+    episode_returns: list = field(default_factory=list)
+    """Undiscounted returns of the episodes that ended during this collection."""
+    episode_lengths: list = field(default_factory=list)
+    """Their lengths in real transitions."""
+
+    @property
+    def num_steps(self):
+        return self.rewards.shape[0]
+
+    @property
+    def num_envs(self):
+        return self.rewards.shape[1]
+
+
+class RolloutCollector:
+    """Steps a vector env with a policy and a value function, keeping state across calls.
+
+    `policy.distribution(obs)` gives the action distribution for a batch of observations,
+    `policy.to_env(actions)` the copy of the actions to send to the env; `value_fn.predict(obs)`
+    gives V for a batch (value_fn may be None: then values are 0, e.g. for plain REINFORCE).
+    """
+
+    def __init__(self, env, policy, value_fn, num_steps, rng, seed=None):
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        self.env, self.policy, self.value_fn, self.rng = env, policy, value_fn, rng
+        self.num_envs = env.num_envs
+        obs_shape = env.single_observation_space.shape
+        action_space = env.single_action_space
+        T, N = num_steps, self.num_envs
+        action_shape = (T, N) + tuple(action_space.shape or ())
+        action_dtype = np.int64 if action_space.shape == () else np.float64
+        self.buffer = Rollout(
+            obs=np.zeros((T, N) + obs_shape), actions=np.zeros(action_shape, action_dtype),
+            log_prob=np.zeros((T, N)), values=np.zeros((T, N)), rewards=np.zeros((T, N)),
+            terminated=np.zeros((T, N), bool), truncated=np.zeros((T, N), bool),
+            next_values=np.zeros((T, N)), mask=np.zeros((T, N), bool))
+        self.seed = seed
+        self.obs = None
+        self.global_step = 0                      # env steps taken, reset steps included
+        self._episode_return = np.zeros(N)
+        self._episode_length = np.zeros(N, np.int64)
+        self._reset_pending = np.zeros(N, bool)   # the next step() of this env is a reset step
+
+    def reset(self):
+        """Start fresh episodes in every env (the first call uses the seed)."""
+        obs, _ = self.env.reset(seed=self.seed)
+        self.seed = None                          # seed once; later resets continue the env RNG
+        self.obs = np.asarray(obs, dtype=np.float64)
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
+        self._reset_pending[:] = False
+
+    def _values(self, obs):
+        if self.value_fn is None:
+            return np.zeros(obs.shape[0])
+        return self.value_fn.predict(obs)
+
+    def collect(self, reset=False):
+        """Run num_steps steps in every env and return the filled Rollout (shared buffers)."""
+        if self.obs is None or reset:
+            self.reset()
+        b = self.buffer
+        b.episode_returns, b.episode_lengths = [], []
+        values = self._values(self.obs)
+        for t in range(b.num_steps):
+            b.obs[t] = self.obs
+            b.mask[t] = ~self._reset_pending
+            b.values[t] = values
+            dist = self.policy.distribution(self.obs)
+            actions = dist.sample(self.rng)
+            b.actions[t] = actions
+            b.log_prob[t] = dist.log_prob(actions)
+
+            obs, rewards, terminated, truncated, _ = self.env.step(self.policy.to_env(actions))
+            self.obs = np.asarray(obs, dtype=np.float64)
+            b.rewards[t] = rewards
+            b.terminated[t] = terminated
+            b.truncated[t] = truncated
+            values = self._values(self.obs)
+            b.next_values[t] = values             # V(s_{t+1}): final obs when the episode ended
+
+            self._track_episodes(b, t, rewards, terminated, truncated)
+        self.global_step += b.num_steps * self.num_envs
+        return b
+
+    def _track_episodes(self, b, t, rewards, terminated, truncated):
+        real = b.mask[t]
+        self._episode_return += np.where(real, rewards, 0.0)
+        self._episode_length += real
+        ended = real & (terminated | truncated)
+        for n in np.flatnonzero(ended):
+            b.episode_returns.append(float(self._episode_return[n]))
+            b.episode_lengths.append(int(self._episode_length[n]))
+        self._episode_return[ended] = 0.0
+        self._episode_length[ended] = 0
+        self._reset_pending = ended
