@@ -1,0 +1,201 @@
+"""The two action distributions a policy network parameterises, with their gradients by hand.
+
+Shapes, stated once: a distribution holds a batch of independent distributions. Batch dims lead
+and the event dim is last: logits (..., K) for K discrete actions, mean (..., D) for a
+D-dimensional continuous action. log_prob and entropy return one number per distribution (...,).
+Everything is computed in float64.
+
+The gradients are the point of this module. A policy-gradient loss is a function of log_prob
+and entropy; the network needs its gradient with respect to the distribution's parameters (the
+logits, or the mean and log_std), and from there backpropagation takes over.
+
+    Categorical over logits z:   pi = softmax(z)
+        log pi(a)                = z_a - logsumexp(z)
+        score(a) = d log pi(a)/dz = onehot(a) - pi
+        H        = -sum_k pi_k log pi_k
+        dH/dz                    = -pi * (log pi + H)
+
+    DiagGaussian with mean mu and state-independent log_std (sigma = exp(log_std)):
+        log pi(a)                = sum_d [ -z_d^2 / 2 - log sigma_d - log(2 pi) / 2 ],
+                                   z = (a - mu) / sigma
+        d log pi(a)/d mu         = (a - mu) / sigma^2
+        d log pi(a)/d log_std    = ((a - mu) / sigma)^2 - 1
+        H                        = sum_d [ log sigma_d + (1 + log(2 pi)) / 2 ]
+        dH/d log_std             = 1
+
+A useful identity the tests hold: the expected score is zero, E_{a ~ pi}[d log pi(a)/d theta] = 0
+(for Categorical, sum_a pi(a) * (onehot(a) - pi) = pi - pi = 0 exactly). That is why subtracting a
+baseline from the return leaves the policy gradient unbiased.
+"""
+import numpy as np
+
+__all__ = ["Categorical", "DiagGaussian"]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+def _as_float64(name, x, min_ndim):
+    try:
+        array = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a real numeric array: {error}") from error
+    if array.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape "
+                         f"{array.shape}")
+    if not np.isfinite(array).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{name} contains a non-finite value (NaN or inf) at index {bad}")
+    return array
+
+
+def _check_rng(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+
+
+class Categorical:
+    """pi(a) = softmax(z)_a over K actions, for a batch of logits z of shape (..., K)."""
+
+    def __init__(self, logits):
+        logits = _as_float64("logits", logits, min_ndim=1)
+        if logits.shape[-1] == 0:
+            raise ValueError("logits must have at least one action in its last dim, got shape "
+                             f"{logits.shape}")
+        self.logits = logits
+        # log-softmax with the max subtracted first: exp never overflows, and a logit 2000
+        # below the max gives log_prob -2000 (finite) and prob 0, instead of log(0) = -inf.
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        self.probs = np.exp(self.log_probs)
+
+    @property
+    def batch_shape(self):
+        return self.logits.shape[:-1]
+
+    @property
+    def n_actions(self):
+        return self.logits.shape[-1]
+
+    def _check_actions(self, actions):
+        actions = np.asarray(actions)
+        if actions.dtype.kind == "f":
+            # Rollout buffers often store actions as floats; accept them if they are integers.
+            if not np.array_equal(actions, np.round(actions)):
+                raise ValueError("actions must be integer action indices, got non-integer floats")
+        elif actions.dtype.kind not in "iu":
+            raise TypeError(f"actions must be integer action indices, got dtype {actions.dtype}")
+        if actions.shape != self.batch_shape:
+            raise ValueError(f"actions must have the batch shape of logits {self.batch_shape}, "
+                             f"got shape {actions.shape}")
+        actions = actions.astype(np.int64)
+        if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
+            raise ValueError(f"actions must be in [0, {self.n_actions}), got values in "
+                             f"[{actions.min()}, {actions.max()}]")
+        return actions
+
+    def log_prob(self, actions):
+        """log pi(a) = z_a - logsumexp(z), shape (...,)."""
+        actions = self._check_actions(actions)
+        return np.take_along_axis(self.log_probs, actions[..., None], axis=-1)[..., 0]
+
+    def entropy(self):
+        """H = -sum_k pi_k log pi_k, shape (...,)."""
+        return -(self.probs * self.log_probs).sum(axis=-1)
+
+    def sample(self, rng):
+        """Draw a ~ pi by inverting the CDF with one uniform per distribution; int64 (...,)."""
+        _check_rng(rng)
+        cdf = np.cumsum(self.probs, axis=-1)
+        u = rng.random(self.batch_shape + (1,))
+        # a = #{k : cdf_k <= u} picks the first k with u < cdf_k; a zero-probability action
+        # (cdf_k == cdf_{k-1}) can never be picked. The cdf's last entry may round to just below
+        # 1, hence the clamp.
+        actions = (cdf <= u).sum(axis=-1)
+        return np.minimum(actions, self.n_actions - 1).astype(np.int64)
+
+    def mode(self):
+        """The most probable action, argmax_k pi_k; int64 (...,)."""
+        return self.logits.argmax(axis=-1).astype(np.int64)
+
+    def score(self, actions):
+        """d log pi(a) / dz = onehot(a) - pi, shape (..., K), one row per sample."""
+        actions = self._check_actions(actions)
+        onehot = np.eye(self.n_actions)[actions]
+        return onehot - self.probs
+
+    def entropy_grad(self):
+        """dH/dz = -pi * (log pi + H), shape (..., K).
+
+        From dpi_k/dz_j = pi_k (delta_kj - pi_j):
+            dH/dz_j = -sum_k pi_k (delta_kj - pi_j)(log pi_k + 1) = -pi_j (log pi_j + H).
+        """
+        entropy = self.entropy()
+        return -self.probs * (self.log_probs + entropy[..., None])
+
+
+class DiagGaussian:
+    """N(mu, diag(sigma^2)) with mean (..., D) and one state-independent log_std (D,)."""
+
+    def __init__(self, mean, log_std):
+        mean = _as_float64("mean", mean, min_ndim=1)
+        log_std = _as_float64("log_std", log_std, min_ndim=1)
+        if log_std.shape != mean.shape[-1:]:
+            raise ValueError(f"log_std must have shape (D,) = {mean.shape[-1:]} to match mean "
+                             f"{mean.shape}, got shape {log_std.shape}")
+        self.mean = mean
+        self.log_std = log_std
+        self.std = np.exp(log_std)
+
+    @property
+    def batch_shape(self):
+        return self.mean.shape[:-1]
+
+    @property
+    def action_dim(self):
+        return self.mean.shape[-1]
+
+    def _check_actions(self, actions):
+        actions = _as_float64("actions", actions, min_ndim=1)
+        if actions.shape != self.mean.shape:
+            raise ValueError(f"actions must have the shape of mean {self.mean.shape}, got "
+                             f"shape {actions.shape}")
+        return actions
+
+    def log_prob(self, actions):
+        """log pi(a) = sum_d [-z_d^2 / 2 - log sigma_d - log(2 pi) / 2], z = (a - mu) / sigma.
+
+        Shape (...,): the D independent dimensions add up in log space.
+        """
+        z = (self._check_actions(actions) - self.mean) / self.std
+        return -0.5 * (z * z).sum(axis=-1) - self.log_std.sum() - 0.5 * self.action_dim * _LOG_2PI
+
+    def entropy(self):
+        """H = sum_d [log sigma_d + (1 + log(2 pi)) / 2], shape (...,): equal for every sample."""
+        entropy = self.log_std.sum() + 0.5 * self.action_dim * (1.0 + _LOG_2PI)
+        return np.full(self.batch_shape, entropy)
+
+    def sample(self, rng):
+        """a = mu + sigma * eps, eps ~ N(0, I); shape (..., D)."""
+        _check_rng(rng)
+        return self.mean + self.std * rng.standard_normal(self.mean.shape)
+
+    def mode(self):
+        """The most probable action is the mean (a copy, safe to modify)."""
+        return self.mean.copy()
+
+    def score(self, actions):
+        """(d log pi(a)/d mu, d log pi(a)/d log_std), both (..., D), one row per sample.
+
+            d log pi/d mu      = (a - mu) / sigma^2
+            d log pi/d log_std = ((a - mu) / sigma)^2 - 1
+
+        The log_std rows are per sample, not summed: log_std is shared by the whole batch, so a
+        caller sums them (weighted by its loss) to get the gradient of the shared parameter.
+        """
+        z = (self._check_actions(actions) - self.mean) / self.std
+        return z / self.std, z * z - 1.0
+
+    def entropy_grad(self):
+        """dH/d log_std = 1 for every dimension, shape (D,); H does not depend on the mean."""
+        return np.ones(self.action_dim)

@@ -1,0 +1,195 @@
+"""The distributions as a specification: log-probabilities, entropies, sampling, and the
+hand-written gradients (scores) checked against central finite differences."""
+import numpy as np
+import pytest
+
+from minipg.distributions import Categorical, DiagGaussian
+
+# Critical value of the chi-square distribution with df = 3 at alpha = 0.001
+# (scipy.stats.chi2.ppf(0.999, 3)); scipy is not a dependency, so it is written here.
+CHI2_DF3_ALPHA_0001 = 16.266
+
+
+def numerical_gradient(f, x, h=1e-5):
+    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h for every entry of the float64 x."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        saved = x[i]
+        x[i] = saved + h
+        f_plus = f()
+        x[i] = saved - h
+        f_minus = f()
+        x[i] = saved
+        grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def relative_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Categorical
+# ------------------------------------------------------------------------------------------
+
+def test_categorical_probs_are_softmax_and_log_prob_picks_the_action():
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    dist = Categorical(logits)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(dist.probs, expected, rtol=1e-12)
+    np.testing.assert_allclose(dist.log_prob(np.array([2, 1])),
+                               [np.log(expected[0, 2]), np.log(1 / 3)], rtol=1e-12)
+    np.testing.assert_allclose(dist.entropy()[1], np.log(3), rtol=1e-12)
+    np.testing.assert_array_equal(dist.mode(), [2, 0])
+
+
+def test_categorical_score_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 4))
+    actions = rng.integers(0, 4, size=5)
+    weights = rng.normal(size=5)                       # f = sum_i w_i log pi(a_i | z_i)
+    f = lambda: (weights * Categorical(logits).log_prob(actions)).sum()
+    analytic = weights[:, None] * Categorical(logits).score(actions)
+    assert relative_error(numerical_gradient(f, logits), analytic) < 1e-6
+
+
+def test_categorical_entropy_grad_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(5, 4)) * 2.0
+    weights = rng.normal(size=5)
+    f = lambda: (weights * Categorical(logits).entropy()).sum()
+    analytic = weights[:, None] * Categorical(logits).entropy_grad()
+    assert relative_error(numerical_gradient(f, logits), analytic) < 1e-6
+
+
+def test_categorical_expected_score_is_exactly_zero():
+    # sum_a pi(a) (onehot(a) - pi) = pi - pi = 0: the reason a baseline adds no bias.
+    logits = np.random.default_rng(2).normal(size=(3, 5))
+    dist = Categorical(logits)
+    expected_score = sum(dist.probs[:, [a]] * dist.score(np.full(3, a)) for a in range(5))
+    np.testing.assert_allclose(expected_score, 0.0, atol=1e-15)
+
+
+def test_categorical_sample_frequencies_pass_a_chi_square_test():
+    probs = np.array([0.1, 0.2, 0.3, 0.4])
+    n = 100_000
+    dist = Categorical(np.tile(np.log(probs), (n, 1)))
+    actions = dist.sample(np.random.default_rng(3))
+    assert actions.dtype == np.int64 and actions.shape == (n,)
+    observed = np.bincount(actions, minlength=4)
+    chi2 = ((observed - n * probs) ** 2 / (n * probs)).sum()
+    assert chi2 < CHI2_DF3_ALPHA_0001
+
+
+def test_categorical_sample_draws_each_row_from_its_own_distribution():
+    # Row 0 can only be action 0, row 1 only action 2: zero-probability actions are never drawn.
+    dist = Categorical(np.array([[0.0, -1000.0, -1000.0], [-1000.0, -1000.0, 0.0]]))
+    rng = np.random.default_rng(4)
+    for _ in range(100):
+        np.testing.assert_array_equal(dist.sample(rng), [0, 2])
+
+
+def test_categorical_extreme_logits_stay_finite():
+    dist = Categorical(np.array([[1000.0, -1000.0], [-1000.0, 1000.0]]))
+    log_prob = dist.log_prob(np.array([1, 1]))
+    np.testing.assert_allclose(log_prob, [-2000.0, 0.0])
+    assert np.isfinite(dist.entropy()).all() and np.isfinite(dist.entropy_grad()).all()
+    np.testing.assert_allclose(dist.score(np.array([0, 0])), [[0.0, 0.0], [1.0, -1.0]])
+
+
+def test_categorical_single_distribution_without_batch_dims():
+    dist = Categorical(np.array([0.0, np.log(3.0)]))
+    assert dist.sample(np.random.default_rng(0)).shape == ()
+    np.testing.assert_allclose(dist.log_prob(1), np.log(0.75))
+    np.testing.assert_allclose(dist.score(1), [-0.25, 0.25])
+
+
+@pytest.mark.parametrize("actions, error", [
+    (np.array([0, 3]), ValueError),                  # out of range
+    (np.array([0, -1]), ValueError),
+    (np.array([0, 1, 1]), ValueError),               # wrong batch shape
+    (np.array([0.5, 1.0]), ValueError),              # not an index
+    (np.array(["a", "b"]), TypeError),
+])
+def test_categorical_rejects_bad_actions(actions, error):
+    with pytest.raises(error, match="actions"):
+        Categorical(np.zeros((2, 3))).log_prob(actions)
+
+
+def test_categorical_rejects_bad_logits_and_rng():
+    with pytest.raises(ValueError, match="logits"):
+        Categorical(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="logits"):
+        Categorical(np.zeros((2, 0)))
+    with pytest.raises(TypeError, match="rng"):
+        Categorical(np.zeros(3)).sample(0)
+
+
+# ------------------------------------------------------------------------------------------
+# DiagGaussian
+# ------------------------------------------------------------------------------------------
+
+def test_gaussian_log_prob_and_entropy_match_the_formulas():
+    mean = np.array([[0.0, 1.0]])
+    log_std = np.array([0.0, np.log(2.0)])
+    dist = DiagGaussian(mean, log_std)
+    a = np.array([[1.0, 1.0]])
+    # Standard normal at 1 plus N(1, 2^2) at its mean.
+    expected = (-0.5 - 0.5 * np.log(2 * np.pi)) + (-np.log(2.0) - 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(dist.log_prob(a), [expected], rtol=1e-12)
+    np.testing.assert_allclose(dist.entropy(), [1.0 + np.log(2 * np.pi) + np.log(2.0)])
+    np.testing.assert_array_equal(dist.mode(), mean)
+
+
+def test_gaussian_score_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    mean = rng.normal(size=(6, 3))
+    log_std = rng.normal(size=3) * 0.5
+    actions = rng.normal(size=(6, 3)) * 2.0
+    weights = rng.normal(size=6)
+    f = lambda: (weights * DiagGaussian(mean, log_std).log_prob(actions)).sum()
+    score_mean, score_log_std = DiagGaussian(mean, log_std).score(actions)
+    assert score_mean.shape == score_log_std.shape == (6, 3)   # per sample, not summed
+    assert relative_error(numerical_gradient(f, mean), weights[:, None] * score_mean) < 1e-6
+    # log_std is shared across the batch, so its gradient is the weighted sum of the rows.
+    analytic_log_std = (weights[:, None] * score_log_std).sum(axis=0)
+    assert relative_error(numerical_gradient(f, log_std), analytic_log_std) < 1e-6
+
+
+def test_gaussian_entropy_grad_matches_finite_differences():
+    log_std = np.array([-1.0, 0.5])
+    dist = DiagGaussian(np.zeros((4, 2)), log_std)
+    f = lambda: DiagGaussian(np.zeros((1, 2)), log_std).entropy()[0]
+    np.testing.assert_array_equal(dist.entropy_grad(), [1.0, 1.0])
+    assert relative_error(numerical_gradient(f, log_std), dist.entropy_grad()) < 1e-6
+
+
+def test_gaussian_expected_score_is_zero_within_four_standard_errors():
+    n = 100_000
+    mean, log_std = np.array([0.5, -2.0]), np.array([0.3, -1.0])
+    dist = DiagGaussian(np.tile(mean, (n, 1)), log_std)
+    for score in dist.score(dist.sample(np.random.default_rng(6))):
+        standard_error = score.std(axis=0) / np.sqrt(n)
+        assert (np.abs(score.mean(axis=0)) < 4 * standard_error).all()
+
+
+def test_gaussian_samples_have_the_right_mean_and_std():
+    n = 100_000
+    mean, log_std = np.array([0.5, -2.0]), np.array([0.3, -1.0])
+    std = np.exp(log_std)
+    samples = DiagGaussian(np.tile(mean, (n, 1)), log_std).sample(np.random.default_rng(7))
+    assert samples.shape == (n, 2)
+    # SE of the sample mean is sigma / sqrt(n); of the sample std, about sigma / sqrt(2n).
+    assert (np.abs(samples.mean(axis=0) - mean) < 4 * std / np.sqrt(n)).all()
+    assert (np.abs(samples.std(axis=0) - std) < 4 * std / np.sqrt(2 * n)).all()
+
+
+def test_gaussian_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="log_std"):
+        DiagGaussian(np.zeros((4, 2)), np.zeros(3))
+    with pytest.raises(ValueError, match="log_std"):
+        DiagGaussian(np.zeros((4, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="actions"):
+        DiagGaussian(np.zeros((4, 2)), np.zeros(2)).log_prob(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="mean"):
+        DiagGaussian(np.array([[0.0, np.inf]]), np.zeros(2))
