@@ -62,6 +62,7 @@ class RolloutCollector:
     `policy.distribution(obs)` gives the action distribution for a batch of observations,
     `policy.to_env(actions)` the copy of the actions to send to the env; `value_fn.predict(obs)`
     gives V for a batch (value_fn may be None: then values are 0, e.g. for plain REINFORCE).
+    `obs` is the observation the next step will act on; `global_step` counts env steps taken.
     """
 
     def __init__(self, env, policy, value_fn, num_steps, rng, seed=None):
@@ -95,22 +96,15 @@ class RolloutCollector:
         self._episode_length[:] = 0
         self._reset_pending[:] = False
 
-    def _values(self, obs):
-        if self.value_fn is None:
-            return np.zeros(obs.shape[0])
-        return self.value_fn.predict(obs)
-
     def collect(self, reset=False):
         """Run num_steps steps in every env and return the filled Rollout (shared buffers)."""
         if self.obs is None or reset:
             self.reset()
         b = self.buffer
         b.episode_returns, b.episode_lengths = [], []
-        values = self._values(self.obs)
         for t in range(b.num_steps):
             b.obs[t] = self.obs
             b.mask[t] = ~self._reset_pending
-            b.values[t] = values
             dist = self.policy.distribution(self.obs)
             actions = dist.sample(self.rng)
             b.actions[t] = actions
@@ -121,12 +115,29 @@ class RolloutCollector:
             b.rewards[t] = rewards
             b.terminated[t] = terminated
             b.truncated[t] = truncated
-            values = self._values(self.obs)
-            b.next_values[t] = values             # V(s_{t+1}): final obs when the episode ended
-
             self._track_episodes(b, t, rewards, terminated, truncated)
         self.global_step += b.num_steps * self.num_envs
+        self._fill_values(b)
         return b
+
+    def _fill_values(self, b):
+        """values[t] = V(s_t) and next_values[t] = V(s_{t+1}), in one batched forward pass.
+
+        Acting never needs V, so the critic runs once on all T * N observations plus the last
+        ones instead of T times on N. Row t+1 holds s_{t+1} even after an episode end (its
+        input is the final observation; see trap 2 above), so next_values is values shifted up
+        by one row, with V(s_T) -- the bootstrap value -- appended.
+        """
+        if self.value_fn is None:
+            b.values[:] = 0.0
+            b.next_values[:] = 0.0
+            return
+        T, N = b.rewards.shape
+        all_obs = np.concatenate([b.obs.reshape(T * N, -1), self.obs])
+        all_values = self.value_fn.predict(all_obs)
+        b.values[:] = all_values[:T * N].reshape(T, N)
+        b.next_values[:-1] = b.values[1:]
+        b.next_values[-1] = all_values[T * N:]
 
     def _track_episodes(self, b, t, rewards, terminated, truncated):
         real = b.mask[t]

@@ -1,0 +1,118 @@
+"""How fast does minipg solve CartPole-v1? Env steps and training seconds to "solved".
+
+For each seed: train, and after every iteration (outside the timed training) evaluate the
+stochastic policy on 20 episodes; the first time their mean return reaches 475 the run counts
+as solved at that many env steps and training seconds. Then a full run of --steps with the
+defaults: its wall-clock, throughput and the final policy's evaluation (no late collapse).
+
+    python benchmarks/bench_cartpole.py                      # PPO, seeds 0 1 2
+    python benchmarks/bench_cartpole.py --algo a2c --max-steps 500000
+    python benchmarks/bench_cartpole.py --hp num_envs=16 lam=0.8   # try hyperparameters
+
+The reference point is Stable-Baselines3's PPO with its tuned CartPole hyperparameters, measured
+on this 2-core machine (issue #4): ~1,750 env steps/s, solved after 15-25k env steps in 9-15 s
+of training (median 12 s), ~58 s for a 100k-step run. SB3 needs PyTorch, which minipg does not
+install, so those figures are quoted, not re-measured; the ratios below are against them.
+"""
+import argparse
+import ast
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import minipg
+from minipg.trainer import evaluate
+
+SB3_SOLVE_SECONDS = 12.0        # median over seeds, quoted from issue #4
+SB3_STEPS_PER_SECOND = 1750.0
+SB3_100K_SECONDS = 58.0
+SOLVED = 475.0
+EVAL_EPISODES = 20
+
+
+def parse_hyperparameters(pairs):
+    """["num_envs=16", "lam=0.8"] -> {"num_envs": 16, "lam": 0.8}."""
+    values = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text
+    return values
+
+
+def time_to_solve(algo, seed, max_steps, hyperparameters, run_dir):
+    """(env steps, training seconds) at the first 20-episode mean >= 475, or None if never."""
+    solved = {}
+
+    def check(record, policy):
+        returns = evaluate(policy, "CartPole-v1", EVAL_EPISODES, seed=10_000 + seed)
+        if returns.mean() >= SOLVED:
+            solved.update(steps=record["env_steps"], seconds=record["wall_clock"])
+            return True
+        return False
+
+    result = minipg.train("CartPole-v1", algo, max_steps, seed, run_dir=run_dir, callback=check,
+                          log_every=-1, **hyperparameters)
+    steps_per_second = result.history[-1]["env_steps"] / result.history[-1]["wall_clock"]
+    return solved.get("steps"), solved.get("seconds"), steps_per_second
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="budget for the time-to-solve runs (default 50k for PPO, else 500k)")
+    parser.add_argument("--steps", type=int, default=100_000, help="length of the full runs")
+    parser.add_argument("--no-full", action="store_true", help="skip the full-length runs")
+    parser.add_argument("--hp", nargs="*", default=[], help="hyperparameters name=value")
+    args = parser.parse_args(argv)
+    max_steps = args.max_steps or (50_000 if args.algo == "ppo" else 500_000)
+    hyperparameters = parse_hyperparameters(args.hp)
+
+    print(f"minipg {args.algo} on CartPole-v1, hyperparameters {hyperparameters or 'default'}")
+    print(f"{'seed':>4} {'solved at steps':>15} {'train s':>8} {'steps/s':>9} "
+          f"{'full run s':>10} {'final eval':>14}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            steps, seconds, throughput = time_to_solve(
+                args.algo, seed, max_steps, hyperparameters, os.path.join(tmp, f"solve{seed}"))
+            full_seconds, final = float("nan"), np.array([np.nan])
+            if not args.no_full:
+                start = time.perf_counter()
+                result = minipg.train("CartPole-v1", args.algo, args.steps, seed,
+                                      run_dir=os.path.join(tmp, f"full{seed}"), log_every=-1,
+                                      **hyperparameters)
+                full_seconds = time.perf_counter() - start
+                final = evaluate(result.policy, "CartPole-v1", EVAL_EPISODES, seed=20_000 + seed)
+            rows.append((seed, steps, seconds, throughput, full_seconds, final.mean()))
+            print(f"{seed:>4} {steps if steps else 'not solved':>15} "
+                  f"{seconds if seconds else float('nan'):>8.2f} {throughput:>9,.0f} "
+                  f"{full_seconds:>10.2f} {final.mean():>7.1f} +- {final.std():5.1f}", flush=True)
+
+    solved = [r for r in rows if r[1] is not None]
+    print()
+    if solved:
+        median_seconds = float(np.median([r[2] for r in solved]))
+        print(f"solved {len(solved)}/{len(rows)} seeds; median {median_seconds:.2f} s of training "
+              f"= {SB3_SOLVE_SECONDS / median_seconds:.0f}x faster than SB3's ~{SB3_SOLVE_SECONDS:.0f} s")
+        print(f"max env steps to solve: {max(r[1] for r in solved):,}; "
+              f"max training seconds: {max(r[2] for r in solved):.2f}")
+    throughput = float(np.median([r[3] for r in rows]))
+    print(f"throughput {throughput:,.0f} env steps/s = {throughput / SB3_STEPS_PER_SECOND:.0f}x "
+          f"SB3's ~{SB3_STEPS_PER_SECOND:,.0f}")
+    if not args.no_full:
+        full = float(np.median([r[4] for r in rows]))
+        print(f"full {args.steps:,}-step run: median {full:.2f} s (SB3 ~{SB3_100K_SECONDS:.0f} s for 100k); "
+              f"final eval min over seeds {min(r[5] for r in rows):.1f}")
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
