@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import normalize, optimizer_step, policy_backward, value_backward
+from minipg.algos.common import (normalize, optimizer_step, policy_backward,
+                                 score_function_loss, value_backward)
 from minipg.config import TrainConfig, check_range
 from minipg.returns import gae
 
@@ -61,10 +62,9 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
     B = len(b_obs)
 
     dist = policy.distribution(b_obs)
-    log_prob = dist.log_prob(b_actions)
-    policy_loss = -float(np.mean(b_advantages * log_prob))
+    policy_loss, grad_log_prob = score_function_loss(dist.log_prob(b_actions), b_advantages, B)
     entropy = float(dist.entropy().mean())
-    policy_backward(policy, dist, b_actions, -b_advantages / B, -config.ent_coef / B)
+    policy_backward(policy, dist, b_actions, grad_log_prob, -config.ent_coef / B)
     value_loss = value_backward(value_fn, b_obs, b_returns, config.vf_coef)
     grad_norm = optimizer_step(policy, value_fn, policy_optim, value_optim, config.max_grad_norm)
     return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,

@@ -40,6 +40,18 @@ def policy_backward(policy, dist, actions, grad_log_prob, grad_entropy=0.0):
         policy.backward(grad_mean, grad_log_std)
 
 
+def score_function_loss(log_prob, psi, denominator):
+    """The vanilla policy-gradient surrogate and its gradient with respect to log_prob:
+
+        L = -(1 / denominator) * sum_i psi_i * log pi(a_i|s_i),    dL/d log_prob_i = -psi_i / denominator
+
+    Its gradient is minus the estimate (1/denominator) sum_i psi_i * score_i of grad J.
+    denominator = B averages per step; the number of episodes averages per trajectory.
+    """
+    loss = -float(np.sum(psi * log_prob)) / denominator
+    return loss, -psi / denominator
+
+
 def normalize(advantages, eps=1e-8):
     """(A - mean(A)) / (std(A) + eps). A batch of one gives 0, not NaN (std is 0, eps is not)."""
     return (advantages - advantages.mean()) / (advantages.std() + eps)

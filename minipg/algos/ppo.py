@@ -66,6 +66,22 @@ class Config(TrainConfig):
             check_range("target_kl", self.target_kl, 0.0, math.inf)
 
 
+def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
+    """L_CLIP and dL_CLIP/d log_prob (per sample), plus the ratio; a mean over the B samples.
+
+        ratio_i = exp(log_prob_i - old_log_prob_i)
+        L       = mean_i max(-A_i ratio_i, -A_i clip(ratio_i, 1 - clip_coef, 1 + clip_coef))
+        dL/d log_prob_i = -A_i ratio_i / B  where the unclipped term is the max, else 0
+    """
+    ratio = np.exp(log_prob - old_log_prob)       # through log-probabilities: no 0/0
+    unclipped = -advantages * ratio
+    clipped = -advantages * np.clip(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
+    loss = float(np.maximum(unclipped, clipped).mean())
+    # Where both terms are equal (ratio inside the range) the gradient is the unclipped one.
+    grad_log_prob = np.where(unclipped >= clipped, unclipped, 0.0) / len(ratio)
+    return loss, grad_log_prob, ratio
+
+
 def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
     """One PPO update on a collected rollout; returns statistics for the log."""
     # 1. Advantages over the whole (T, N) rollout, and the value targets (lambda-returns).
@@ -91,17 +107,13 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
             if config.norm_adv:
                 mb_advantages = normalize(mb_advantages)
 
-            # 3. The ratio pi_theta / pi_old, through log-probabilities for stability.
+            # 3. log pi_theta(a|s) under the current parameters (pi_old's is in the buffer).
             dist = policy.distribution(b_obs[mb])
             log_prob = dist.log_prob(b_actions[mb])
-            logratio = log_prob - b_log_prob[mb]
-            ratio = np.exp(logratio)
 
             # 4. Clipped surrogate and its gradient with respect to log_prob.
-            unclipped = -mb_advantages * ratio
-            clipped = -mb_advantages * np.clip(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
-            policy_loss = np.maximum(unclipped, clipped).mean()
-            grad_log_prob = np.where(unclipped >= clipped, unclipped, 0.0) / B
+            policy_loss, grad_log_prob, ratio = clipped_surrogate(
+                log_prob, b_log_prob[mb], mb_advantages, config.clip_coef)
 
             # 5. Entropy bonus: L_H = -ent_coef * mean_i H_i, so dL_H/dH_i = -ent_coef / B.
             entropy = dist.entropy().mean()
@@ -114,6 +126,7 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
                                        config.max_grad_norm)
 
             # KL(pi_old || pi_theta) ~ mean((ratio - 1) - log ratio): unbiased and >= 0 per sample.
+            logratio = log_prob - b_log_prob[mb]
             approx_kl = float(np.mean((ratio - 1.0) - logratio))
             stats["policy_loss"].append(policy_loss)
             stats["value_loss"].append(value_loss)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import normalize, optimizer_step, policy_backward, value_backward
+from minipg.algos.common import (normalize, optimizer_step, policy_backward,
+                                 score_function_loss, value_backward)
 from minipg.config import TrainConfig, check_range
 from minipg.returns import reward_to_go
 
@@ -106,11 +107,10 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
 
     # L = -(1/|D|) sum_tau sum_t Psi_t log pi(a_t|s_t): a mean over episodes, a sum over steps.
     dist = policy.distribution(b_obs)
-    log_prob = dist.log_prob(b_actions)
-    policy_loss = -float(np.sum(b_psi * log_prob)) / num_episodes
+    policy_loss, grad_log_prob = score_function_loss(dist.log_prob(b_actions), b_psi,
+                                                     num_episodes)
     entropy = float(dist.entropy().mean())
-    policy_backward(policy, dist, b_actions, -b_psi / num_episodes,
-                    -config.ent_coef / len(b_obs))
+    policy_backward(policy, dist, b_actions, grad_log_prob, -config.ent_coef / len(b_obs))
     stats = {"policy_loss": policy_loss, "entropy": entropy, "episodes": num_episodes}
     if uses_critic(config):
         stats["value_loss"] = value_backward(value_fn, b_obs, G[mask], config.vf_coef)
