@@ -45,11 +45,18 @@ def parse_hyperparameters(pairs):
     return values
 
 
-def time_to_solve(algo, seed, max_steps, hyperparameters, run_dir):
-    """(env steps, training seconds) at the first 20-episode mean >= 475, or None if never."""
+def time_to_solve(algo, seed, max_steps, hyperparameters, run_dir, eval_every=0):
+    """(env steps, training seconds) at the first 20-episode mean >= 475, or None if never.
+
+    The policy is evaluated after every iteration, or once every `eval_every` env steps.
+    """
     solved = {}
+    next_eval = [0]
 
     def check(record, policy):
+        if record["env_steps"] < next_eval[0]:
+            return False
+        next_eval[0] = record["env_steps"] + eval_every
         returns = evaluate(policy, "CartPole-v1", EVAL_EPISODES, seed=10_000 + seed)
         if returns.mean() >= SOLVED:
             solved.update(steps=record["env_steps"], seconds=record["wall_clock"])
@@ -69,6 +76,8 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=None,
                         help="budget for the time-to-solve runs (default 50k for PPO, else 500k)")
     parser.add_argument("--steps", type=int, default=100_000, help="length of the full runs")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="env steps between evaluations (default 0: every iteration)")
     parser.add_argument("--no-full", action="store_true", help="skip the full-length runs")
     parser.add_argument("--hp", nargs="*", default=[], help="hyperparameters name=value")
     args = parser.parse_args(argv)
@@ -82,7 +91,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             steps, seconds, throughput = time_to_solve(
-                args.algo, seed, max_steps, hyperparameters, os.path.join(tmp, f"solve{seed}"))
+                args.algo, seed, max_steps, hyperparameters, os.path.join(tmp, f"solve{seed}"),
+                args.eval_every)
             full_seconds, final = float("nan"), np.array([np.nan])
             if not args.no_full:
                 start = time.perf_counter()
