@@ -66,6 +66,11 @@ class TrainConfig:
             raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
+        for name in ("anneal_lr", "norm_adv"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not _is_number(self.log_every):
+            raise ValueError(f"log_every must be a number of seconds, got {self.log_every!r}")
         if not isinstance(self.eval_episodes, int) or self.eval_episodes < 0:
             raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes!r}")
         if not _is_number(self.log_std_init):

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from minipg import policies
 from minipg.algos import a2c, ppo, reinforce
+from minipg.algos.common import first_non_finite
 from minipg.config import config_from_json, make_config
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import RolloutCollector
@@ -74,15 +75,6 @@ def make_policy(env, config, rng):
                      "handles Discrete and 1-d Box actions")
 
 
-def first_non_finite(**arrays):
-    """The name and index of the first array (in the order given) holding a NaN or inf."""
-    for name, array in arrays.items():
-        array = np.asarray(array, dtype=np.float64)
-        if not np.isfinite(array).all():
-            return f"{name}[{tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])}]"
-    return None
-
-
 def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperparameters):
     """Train `algo` on `env_id` for `total_steps` env steps; returns a TrainResult.
 
@@ -96,12 +88,19 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
     module = ALGOS[algo]
     config = make_config(module.Config, env_id=env_id, algo=algo, total_steps=total_steps,
                          seed=seed, **hyperparameters)
-    run_dir = _new_run_dir(run_dir, config)
 
     # One seed, independent streams: weights of each network, action sampling, minibatch order.
     policy_seed, value_seed, sample_seed, update_seed = np.random.SeedSequence(seed).spawn(4)
-    env = make_env(env_id, config.num_envs)
-    policy = make_policy(env, config, np.random.default_rng(policy_seed))
+    try:
+        env = make_env(env_id, config.num_envs)
+    except gym.error.Error as error:
+        raise ValueError(f"env_id {env_id!r} cannot be made: {error}") from error
+    try:
+        policy = make_policy(env, config, np.random.default_rng(policy_seed))
+    except ValueError:
+        env.close()
+        raise
+    run_dir = _new_run_dir(run_dir, config)     # only once everything before could be built
     uses_critic = getattr(module, "uses_critic", lambda c: True)(config)
     value_fn = (policies.ValueFunction(policy.obs_dim, config.hidden_sizes, config.activation,
                                        np.random.default_rng(value_seed))
@@ -136,21 +135,17 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
                 if value_optim is not None:
                     value_optim.learning_rate = learning_rate
                 rollout = collector.collect(reset=module.COMPLETE_EPISODES)
-                where = first_non_finite(rewards=rollout.rewards, values=rollout.values,
-                                         next_values=rollout.next_values,
-                                         log_prob=rollout.log_prob)
-                if where is None:
+                context = f"at iteration {iteration} (env step {collector.global_step})"
+                _raise_if_non_finite(context, rewards=rollout.rewards, values=rollout.values,
+                                     next_values=rollout.next_values, log_prob=rollout.log_prob)
+                try:
                     stats = module.update(rollout, policy, value_fn, policy_optim, value_optim,
                                           config, update_rng)
-                    where = first_non_finite(**{f"loss {k}": v for k, v in stats.items()},
-                                             policy_params=policy.params,
-                                             value_params=(value_fn.params if value_fn
-                                                           else np.zeros(0)))
-                if where is not None:
-                    raise FloatingPointError(
-                        f"non-finite value first seen in {where} at iteration {iteration} "
-                        f"(env step {collector.global_step}); try a lower learning_rate or "
-                        f"max_grad_norm")
+                except FloatingPointError as error:     # a gradient, named by optimizer_step
+                    raise FloatingPointError(f"{error} {context}; {_ADVICE}") from None
+                _raise_if_non_finite(context, **{f"loss {k}": v for k, v in stats.items()},
+                                     policy_params=policy.params,
+                                     value_params=value_fn.params if value_fn else ())
                 train_seconds += time.perf_counter() - start
 
                 recent_returns.extend(rollout.episode_returns)
@@ -181,6 +176,15 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
         print(f"evaluation over {len(returns)} episodes: {np.mean(returns):.1f} "
               f"+- {np.std(returns):.1f}")
     return result
+
+
+_ADVICE = "try a lower learning_rate or max_grad_norm"
+
+
+def _raise_if_non_finite(context, **arrays):
+    where = first_non_finite(**arrays)
+    if where is not None:
+        raise FloatingPointError(f"non-finite value first seen in {where} {context}; {_ADVICE}")
 
 
 def _mean(values):

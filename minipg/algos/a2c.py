@@ -32,7 +32,7 @@ class Config(TrainConfig):
     """N, the number of environments stepped together."""
     num_steps: int = 16
     """T, steps per environment per rollout; one gradient step per rollout."""
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """Adam step size for the policy and the value function."""
     lam: float = 0.95
     """GAE lambda: 0 is the one-step TD residual, 1 the Monte Carlo return minus V."""

@@ -67,12 +67,26 @@ def value_backward(value_fn, obs, targets, vf_coef):
     return float(loss)
 
 
+def first_non_finite(**arrays):
+    """"name[index]" of the first array (in the order given) holding a NaN or inf, else None."""
+    for name, array in arrays.items():
+        array = np.asarray(array, dtype=np.float64)
+        if not np.isfinite(array).all():
+            return f"{name}[{tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])}]"
+    return None
+
+
 def optimizer_step(policy, value_fn, policy_optim, value_optim, max_grad_norm):
     """Clip the global norm over BOTH networks' gradients, then step each optimizer.
 
-    Returns the gradient norm before clipping (a useful health signal in the logs).
+    Returns the gradient norm before clipping (a useful health signal in the logs). A NaN or
+    inf gradient raises FloatingPointError naming the network, before any parameter moves.
     """
     grads = [policy.grads] if value_fn is None else [policy.grads, value_fn.grads]
+    where = first_non_finite(**{"policy gradient": grads[0]},
+                             **({"value gradient": grads[1]} if value_fn is not None else {}))
+    if where is not None:
+        raise FloatingPointError(f"non-finite value first seen in {where}")
     if max_grad_norm > 0:
         norm = clip_grad_norm(grads, max_grad_norm)
     else:

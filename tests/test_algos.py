@@ -1,0 +1,476 @@
+"""The algorithms as a specification: each loss's gradient against central finite differences
+(per sample, then end to end into the policy's params, then through a whole `update`), reset
+steps that change no gradient, REINFORCE's per-trajectory bookkeeping, and advantage
+normalisation."""
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from toy_env import OBS_DIM, make_env
+
+from minipg.algos import a2c, ppo, reinforce
+from minipg.algos.common import normalize, policy_backward, score_function_loss, value_backward
+from minipg.algos.ppo import clipped_surrogate
+from minipg.config import make_config
+from minipg.optim import Adam
+from minipg.policies import CategoricalPolicy, GaussianPolicy, ValueFunction, from_state
+from minipg.returns import gae_reference, reward_to_go_reference
+from minipg.rollout import RolloutCollector
+
+CLIP = 0.2
+
+
+def numerical_gradient(f, x, h=1e-5):
+    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h, entry by entry of float64 x."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        saved = x[i]
+        x[i] = saved + h
+        f_plus = f()
+        x[i] = saved - h
+        f_minus = f()
+        x[i] = saved
+        grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def relative_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Per-sample losses with respect to log_prob
+# ------------------------------------------------------------------------------------------
+
+# Ratios on both sides of the clip range [0.8, 1.2], inside it, and well away from the kinks.
+RATIOS = np.array([0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.6])
+
+
+def surrogate_case():
+    rng = np.random.default_rng(0)
+    ratio = np.concatenate([RATIOS, RATIOS])
+    advantages = np.concatenate([np.full(7, 1.3), np.full(7, -0.7)])
+    old_log_prob = rng.normal(size=14) - 1.0
+    return old_log_prob + np.log(ratio), old_log_prob, advantages, ratio
+
+
+def test_clipped_surrogate_gradient_matches_finite_differences_in_every_region():
+    log_prob, old_log_prob, advantages, ratio = surrogate_case()
+    loss, grad, got_ratio = clipped_surrogate(log_prob, old_log_prob, advantages, CLIP)
+    np.testing.assert_allclose(got_ratio, ratio, rtol=1e-12)
+    numeric = numerical_gradient(
+        lambda: clipped_surrogate(log_prob, old_log_prob, advantages, CLIP)[0], log_prob, 1e-6)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-10)
+    # Zero exactly where the clip is the pessimistic term: A > 0 above 1 + eps, A < 0 below 1 - eps.
+    clipped_region = ((advantages > 0) & (ratio > 1 + CLIP)) | ((advantages < 0) & (ratio < 1 - CLIP))
+    assert clipped_region.sum() == 4
+    assert (grad[clipped_region] == 0).all()
+    np.testing.assert_allclose(grad[~clipped_region],
+                               (-advantages * ratio / len(ratio))[~clipped_region], rtol=1e-12)
+    # The loss value itself: mean of max(-A r, -A clip(r)).
+    expected = np.mean(np.maximum(-advantages * ratio,
+                                  -advantages * np.clip(ratio, 1 - CLIP, 1 + CLIP)))
+    assert loss == pytest.approx(expected, rel=1e-12)
+    assert clipped_surrogate(np.log([1.5]), np.zeros(1), np.ones(1), CLIP)[0] == pytest.approx(-1.2)
+
+
+def test_score_function_loss_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    log_prob, psi = rng.normal(size=9), rng.normal(size=9)
+    loss, grad = score_function_loss(log_prob, psi, 3)
+    assert loss == pytest.approx(-np.sum(psi * log_prob) / 3, rel=1e-12)
+    numeric = numerical_gradient(lambda: score_function_loss(log_prob, psi, 3)[0], log_prob, 1e-6)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------------
+# End to end: the loss on (log_prob, entropy) -> policy_backward -> policy.grads
+# ------------------------------------------------------------------------------------------
+
+ENT = 0.05
+
+
+def small_policy(kind, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "categorical":
+        policy = CategoricalPolicy(OBS_DIM, 3, (5,), rng=seed + 1)
+    else:
+        policy = GaussianPolicy(OBS_DIM, 2, (5,), log_std_init=[-0.3, 0.2], rng=seed + 1)
+    policy.params += 0.5 * rng.normal(size=policy.params.shape)   # away from the near-0 init
+    obs = rng.normal(size=(16, OBS_DIM))
+    actions = policy.distribution(obs).sample(rng)
+    return policy, obs, actions, rng
+
+
+def check_policy_gradient(policy, loss_and_backward):
+    """policy.grads written by loss_and_backward() vs central differences of its loss."""
+    loss_and_backward()
+    analytic = policy.grads.copy()
+    numeric = numerical_gradient(lambda: loss_and_backward(), policy.params)
+    assert relative_error(analytic, numeric) < 1e-6
+    assert np.linalg.norm(analytic) > 1e-3                     # not trivially zero
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_ppo_loss_gradient_into_params_matches_finite_differences(kind):
+    policy, obs, actions, rng = small_policy(kind)
+    log_prob0 = policy.distribution(obs).log_prob(actions)
+    ratio = rng.choice(RATIOS, size=len(obs))                  # spread over all regions
+    old_log_prob = log_prob0 - np.log(ratio)
+    advantages = rng.normal(size=len(obs))
+
+    def loss_and_backward():
+        dist = policy.distribution(obs)
+        loss, grad_log_prob, _ = clipped_surrogate(dist.log_prob(actions), old_log_prob,
+                                                   advantages, CLIP)
+        policy_backward(policy, dist, actions, grad_log_prob, -ENT / len(obs))
+        return loss - ENT * dist.entropy().mean()
+
+    check_policy_gradient(policy, loss_and_backward)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+@pytest.mark.parametrize("denominator", ["steps", "episodes"])
+def test_score_function_loss_gradient_into_params_matches_finite_differences(kind, denominator):
+    """A2C averages per step (B), REINFORCE per trajectory (number of episodes)."""
+    policy, obs, actions, rng = small_policy(kind, seed=2)
+    psi = rng.normal(size=len(obs))
+    D = len(obs) if denominator == "steps" else 3
+
+    def loss_and_backward():
+        dist = policy.distribution(obs)
+        loss, grad_log_prob = score_function_loss(dist.log_prob(actions), psi, D)
+        policy_backward(policy, dist, actions, grad_log_prob, -ENT / len(obs))
+        return loss - ENT * dist.entropy().mean()
+
+    check_policy_gradient(policy, loss_and_backward)
+
+
+def test_value_backward_gradient_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    value_fn = ValueFunction(OBS_DIM, (5, 4), rng=4)
+    obs, targets = rng.normal(size=(12, OBS_DIM)), rng.normal(size=12)
+    vf_coef = 0.7
+    loss = value_backward(value_fn, obs, targets, vf_coef)
+    analytic = value_fn.grads.copy()
+    error = value_fn.predict(obs) - targets
+    assert loss == pytest.approx(0.5 * np.mean(error ** 2), rel=1e-12)   # unscaled, for the log
+
+    def scaled_loss():
+        return vf_coef * 0.5 * np.mean((value_fn.predict(obs) - targets) ** 2)
+
+    numeric = numerical_gradient(scaled_loss, value_fn.params)
+    assert relative_error(analytic, numeric) < 1e-6
+
+
+# ------------------------------------------------------------------------------------------
+# Whole updates on a rollout from the scripted env: the gradient each one steps with
+# ------------------------------------------------------------------------------------------
+
+class RecordingOptimizer:
+    """Stands in for Adam: records the gradient (and the params it was taken at), then steps."""
+
+    def __init__(self, params, learning_rate=0.0):
+        self.inner = Adam(params, learning_rate) if learning_rate else None
+        self.params, self.learning_rate = params, learning_rate
+        self.grads, self.at = [], []
+
+    def step(self, grads):
+        self.grads.append(grads.copy())
+        self.at.append(self.params.copy())
+        if self.inner is not None:
+            self.inner.step(grads)
+
+
+def toy_rollout(second=True, complete=False, value_seed=2):
+    policy = CategoricalPolicy(OBS_DIM, 2, (8,), rng=1)
+    policy.params += 0.3 * np.random.default_rng(5).normal(size=policy.params.shape)
+    value_fn = ValueFunction(OBS_DIM, (8,), rng=value_seed)
+    collector = RolloutCollector(make_env(), policy, value_fn, 8, np.random.default_rng(0), seed=0)
+    rollout = collector.collect(reset=complete)
+    if second:                              # starts with a reset row for env 1
+        rollout = collector.collect(reset=complete)
+    return copy.deepcopy(rollout), policy, value_fn
+
+
+def fresh_networks(policy, value_fn):
+    """Independent copies (not deepcopy: the layers are views into the flat params)."""
+    return from_state(policy.state()), from_state(value_fn.state())
+
+
+def test_a2c_update_steps_with_the_gradient_of_its_documented_loss():
+    rollout, policy0, value0 = toy_rollout()
+    config = make_config(a2c.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
+                         vf_coef=0.5, max_grad_norm=0.0, norm_adv=True)
+    policy, value_fn = fresh_networks(policy0, value0)
+    p_opt, v_opt = RecordingOptimizer(policy.params), RecordingOptimizer(value_fn.params)
+    a2c.update(rollout, policy, value_fn, p_opt, v_opt, config, np.random.default_rng(0))
+
+    m = rollout.mask
+    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                      rollout.truncated, 0.9, 0.8)
+    targets = (A + rollout.values)[m]
+    A = A[m]
+    A = (A - A.mean()) / (A.std() + 1e-8)
+    obs, actions = rollout.obs[m], rollout.actions[m]
+    assert len(obs) == m.sum() < rollout.mask.size          # the reset rows are not in it
+
+    def policy_loss():
+        dist = policy.distribution(obs)
+        return -np.mean(A * dist.log_prob(actions)) - ENT * dist.entropy().mean()
+
+    def value_loss():
+        return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - targets) ** 2)
+
+    assert relative_error(p_opt.grads[0], numerical_gradient(policy_loss, policy.params)) < 1e-6
+    assert relative_error(v_opt.grads[0], numerical_gradient(value_loss, value_fn.params)) < 1e-6
+
+
+def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_moving():
+    """Epoch 1 is at pi_old (ratio 1); epoch 2 is after an Adam step, where ratios have moved
+    and some samples are clipped: both gradients must be those of the documented loss."""
+    rollout, policy0, value0 = toy_rollout()
+    config = make_config(ppo.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
+                         update_epochs=2, num_minibatches=1, clip_coef=CLIP, max_grad_norm=0.0)
+    policy, value_fn = fresh_networks(policy0, value0)
+    p_opt = RecordingOptimizer(policy.params, learning_rate=0.1)
+    v_opt = RecordingOptimizer(value_fn.params, learning_rate=0.1)
+    ppo.update(rollout, policy, value_fn, p_opt, v_opt, config, np.random.default_rng(0))
+
+    m = rollout.mask
+    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                      rollout.truncated, 0.9, 0.8)
+    targets = (A + rollout.values)[m]
+    A = A[m]
+    A = (A - A.mean()) / (A.std() + 1e-8)
+    obs, actions, old_log_prob = rollout.obs[m], rollout.actions[m], rollout.log_prob[m]
+
+    def policy_loss():
+        dist = policy.distribution(obs)
+        ratio = np.exp(dist.log_prob(actions) - old_log_prob)
+        surrogate = np.maximum(-A * ratio, -A * np.clip(ratio, 1 - CLIP, 1 + CLIP))
+        return surrogate.mean() - ENT * dist.entropy().mean()
+
+    def value_loss():
+        return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - targets) ** 2)
+
+    for epoch in range(2):
+        policy.params[...] = p_opt.at[epoch]
+        value_fn.params[...] = v_opt.at[epoch]
+        numeric = numerical_gradient(policy_loss, policy.params)
+        assert relative_error(p_opt.grads[epoch], numeric) < 1e-6
+        numeric = numerical_gradient(value_loss, value_fn.params)
+        assert relative_error(v_opt.grads[epoch], numeric) < 1e-6
+    # The second epoch really is off-policy with clipped samples.
+    ratio = np.exp(policy.distribution(obs).log_prob(actions) - old_log_prob)
+    assert (np.abs(ratio - 1) > CLIP).any()
+
+
+def independent_psi(rollout, psi, gamma):
+    """Psi at every real step, by walking each column episode by episode (plain Python)."""
+    T, N = rollout.rewards.shape
+    out = np.full((T, N), np.nan)
+    for n in range(N):
+        t = 0
+        while t < T:
+            if not rollout.mask[t, n]:
+                t += 1
+                continue
+            start = t
+            while t < T and not (rollout.terminated[t, n] or rollout.truncated[t, n]):
+                t += 1
+            end = min(t, T - 1)                    # last row of this episode (or of the rollout)
+            r = rollout.rewards[start:end + 1, n]
+            bootstrap = 0.0
+            if psi == "baseline" and not rollout.terminated[end, n]:
+                bootstrap = rollout.next_values[end, n]
+            for s in range(start, end + 1):
+                k = np.arange(end + 1 - s)
+                G = np.sum(gamma ** k * r[s - start:]) + gamma ** (end + 1 - s) * bootstrap
+                out[s, n] = G
+            if psi == "return":
+                out[start:end + 1, n] = out[start, n]
+            if psi == "baseline":
+                out[start:end + 1, n] -= rollout.values[start:end + 1, n]
+            t = end + 1
+    return out
+
+
+@pytest.mark.parametrize("psi", reinforce.PSI)
+def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi):
+    rollout, policy0, value0 = toy_rollout(second=False, complete=True)
+    gamma = 0.9
+    config = make_config(reinforce.Config, num_envs=3, num_steps=8, gamma=gamma, psi=psi,
+                         ent_coef=ENT, max_grad_norm=0.0, norm_adv=False)
+    policy, value_fn = fresh_networks(policy0, value0)
+    p_opt, v_opt = RecordingOptimizer(policy.params), RecordingOptimizer(value_fn.params)
+    stats = reinforce.update(rollout, policy, value_fn if psi == "baseline" else None, p_opt,
+                             v_opt, config, np.random.default_rng(0))
+
+    # Env 0 ends at rows 2 and 6, env 1 at rows 1, 4 and 7; env 2 never ends: dropped.
+    complete = np.zeros((8, 3), bool)
+    complete[[0, 1, 2, 4, 5, 6], 0] = True
+    complete[[0, 1, 3, 4, 6, 7], 1] = True
+    np.testing.assert_array_equal(reinforce.complete_episodes(rollout), complete)
+    assert stats["episodes"] == 5
+
+    weights = independent_psi(rollout, psi, gamma)[complete]
+    obs, actions = rollout.obs[complete], rollout.actions[complete]
+
+    def policy_loss():                     # (1/|D|) over episodes, a sum over their steps
+        dist = policy.distribution(obs)
+        return -np.sum(weights * dist.log_prob(actions)) / 5 - ENT * dist.entropy().mean()
+
+    assert relative_error(p_opt.grads[0], numerical_gradient(policy_loss, policy.params)) < 1e-6
+    if psi == "baseline":
+        G = weights + rollout.values[complete]
+
+        def value_loss():
+            return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - G) ** 2)
+
+        assert relative_error(v_opt.grads[0],
+                              numerical_gradient(value_loss, value_fn.params)) < 1e-6
+    else:
+        assert v_opt.grads == []
+
+
+# ------------------------------------------------------------------------------------------
+# A reset step changes no gradient
+# ------------------------------------------------------------------------------------------
+
+def scramble(rollout, rows, seed=0):
+    """Arbitrary values in the given rows of every per-step array an update could read."""
+    rng = np.random.default_rng(seed)
+    r = copy.deepcopy(rollout)
+    k = int(rows.sum())
+    r.obs[rows] = rng.normal(size=(k, OBS_DIM)) * 5
+    r.actions[rows] = 1 - r.actions[rows]
+    r.rewards[rows] = rng.normal(size=k) * 1e3
+    r.log_prob[rows] = rng.normal(size=k) - 3
+    r.values[rows] = rng.normal(size=k) * 50
+    r.next_values[rows] = rng.normal(size=k) * 50
+    return r
+
+
+def run_update(module, rollout, policy0, value0, **hp):
+    config = make_config(module.Config, num_envs=3, num_steps=8, **hp)
+    policy, value_fn = fresh_networks(policy0, value0)
+    critic = value_fn if getattr(module, "uses_critic", lambda c: True)(config) else None
+    p_opt = Adam(policy.params, 0.01)
+    v_opt = Adam(value_fn.params, 0.01)
+    stats = module.update(rollout, policy, critic, p_opt, v_opt, config,
+                          np.random.default_rng(42))
+    return np.concatenate([policy.params, value_fn.params]), stats
+
+
+CASES = [(ppo, dict(ent_coef=ENT, num_minibatches=3, update_epochs=2), False),
+         (a2c, dict(ent_coef=ENT), False),
+         (reinforce, dict(psi="baseline", ent_coef=ENT), True),
+         (reinforce, dict(psi="return"), True)]
+
+
+@pytest.mark.parametrize("module, hp, complete", CASES,
+                         ids=["ppo", "a2c", "reinforce-baseline", "reinforce-return"])
+def test_reset_steps_change_no_gradient(module, hp, complete):
+    rollout, policy0, value0 = toy_rollout(second=not complete, complete=complete)
+    reset_rows = ~rollout.mask
+    assert reset_rows.sum() >= 4
+    params, stats = run_update(module, rollout, policy0, value0, **hp)
+    params_scrambled, stats_scrambled = run_update(module, scramble(rollout, reset_rows),
+                                                   policy0, value0, **hp)
+    np.testing.assert_array_equal(params_scrambled, params)       # bit for bit
+    assert stats_scrambled == stats
+    # The check can fail: scrambling one real row does change the update.
+    real_row = np.zeros_like(reset_rows)
+    real_row[0, 0] = True
+    params_real, _ = run_update(module, scramble(rollout, real_row), policy0, value0, **hp)
+    assert not np.array_equal(params_real, params)
+
+
+# ------------------------------------------------------------------------------------------
+# REINFORCE helpers on hand-built arrays
+# ------------------------------------------------------------------------------------------
+
+def hand_rollout():
+    # env 0: rows 0-1 an episode that terminates at 1, row 2 a reset step, rows 3-5 a running one
+    # env 1: rows 0-3 an episode truncated at 3, row 4 a reset step, row 5 a new episode
+    terminated = np.zeros((6, 2), bool)
+    truncated = np.zeros((6, 2), bool)
+    terminated[1, 0] = True
+    truncated[3, 1] = True
+    mask = np.ones((6, 2), bool)
+    mask[2, 0] = mask[4, 1] = False
+    return SimpleNamespace(terminated=terminated, truncated=truncated, mask=mask)
+
+
+def test_complete_episodes_keeps_only_real_steps_of_episodes_that_ended():
+    expected = np.zeros((6, 2), bool)
+    expected[[0, 1], 0] = True
+    expected[[0, 1, 2, 3], 1] = True
+    np.testing.assert_array_equal(reinforce.complete_episodes(hand_rollout()), expected)
+
+
+def test_episode_returns_is_the_reward_to_go_at_each_episode_start():
+    r = hand_rollout()
+    G = np.array([[10, 20], [11, 21], [12, 22], [13, 23], [14, 24], [15, 25]], float)
+    R = reinforce.episode_returns(G, r.mask)
+    expected = np.array([[10, 20], [10, 20], [np.nan, 20], [13, 20], [13, np.nan], [13, 25]])
+    np.testing.assert_array_equal(R[r.mask], expected[r.mask])
+
+
+def test_episode_returns_from_reward_to_go_equals_the_discounted_episode_sum():
+    r = hand_rollout()
+    rewards = np.arange(1.0, 13.0).reshape(6, 2)
+    rewards[~r.mask] = 0.0
+    G = reward_to_go_reference(rewards, r.terminated, r.truncated, 0.5)
+    R = reinforce.episode_returns(G, r.mask)
+    assert R[0, 0] == R[1, 0] == pytest.approx(1 + 0.5 * 3)
+    assert R[3, 1] == pytest.approx(2 + 0.5 * 4 + 0.25 * 6 + 0.125 * 8)
+
+
+def test_reinforce_without_a_finished_episode_raises_a_clear_error():
+    env = make_env(scripts=[[(50, "terminated")]])
+    policy = CategoricalPolicy(OBS_DIM, 2, (4,), rng=0)
+    rollout = RolloutCollector(env, policy, None, 8, np.random.default_rng(0), seed=0).collect()
+    config = make_config(reinforce.Config, num_envs=1, num_steps=8, psi="reward_to_go")
+    with pytest.raises(ValueError, match="num_steps"):
+        reinforce.update(rollout, policy, None, Adam(policy.params), None, config,
+                         np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------------------
+# Advantage normalisation
+# ------------------------------------------------------------------------------------------
+
+def test_normalize_gives_mean_zero_std_one():
+    A = np.random.default_rng(0).normal(3.0, 7.0, size=1000)
+    Z = normalize(A)
+    assert abs(Z.mean()) < 1e-12
+    assert Z.std() == pytest.approx(1.0, abs=1e-8)
+
+
+def test_normalize_of_a_batch_of_one_or_of_constants_is_zero_not_nan():
+    np.testing.assert_array_equal(normalize(np.array([3.5])), [0.0])
+    np.testing.assert_array_equal(normalize(np.full(4, -2.0)), np.zeros(4))
+
+
+@pytest.mark.parametrize("module, hp", [(ppo, dict(num_minibatches=4)), (a2c, {})],
+                         ids=["ppo", "a2c"])
+def test_update_on_a_single_transition_with_normalisation_stays_finite(module, hp):
+    env = make_env(scripts=[[(5, "terminated")]])
+    policy = CategoricalPolicy(OBS_DIM, 2, (4,), rng=0)
+    value_fn = ValueFunction(OBS_DIM, (4,), rng=1)
+    rollout = RolloutCollector(env, policy, value_fn, 1, np.random.default_rng(0), seed=0).collect()
+    assert rollout.mask.sum() == 1
+    config = make_config(module.Config, num_envs=1, num_steps=1, norm_adv=True, **hp)
+    stats = module.update(rollout, policy, value_fn, Adam(policy.params), Adam(value_fn.params),
+                          config, np.random.default_rng(0))
+    assert all(np.isfinite(v) for v in stats.values())
+    assert np.isfinite(policy.params).all() and np.isfinite(value_fn.params).all()
+
+
+def test_ppo_minibatches_of_one_stay_finite():
+    rollout, policy0, value0 = toy_rollout()
+    params, stats = run_update(ppo, rollout, policy0, value0, num_minibatches=64, norm_adv=True)
+    assert np.isfinite(params).all() and all(np.isfinite(v) for v in stats.values())

@@ -1,0 +1,195 @@
+"""The training loop as a specification: it learns (a bound from the standard errors), one seed
+reproduces progress.csv bit for bit, non-finite values stop it with an error saying where, bad
+configs raise before anything is created, and `minipg.train` returns its checkpoint and history."""
+import csv
+import json
+import math
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import minipg
+from minipg import trainer
+
+SMALL = dict(num_envs=4, num_steps=32, log_every=-1)        # a 128-step batch
+
+
+def test_short_ppo_run_improves_the_return_beyond_four_standard_errors(tmp_path):
+    """~0.6 s of PPO with the defaults on CartPole-v1, seed 0; 30 evaluation episodes each of
+    the trained policy and of an untrained one of the same architecture (same env seeds)."""
+    result = minipg.train("CartPole-v1", "ppo", 8192, 0, run_dir=str(tmp_path), log_every=-1)
+    env = trainer.make_env("CartPole-v1", 1)
+    untrained = trainer.make_policy(env, result.config, np.random.default_rng(123))
+    env.close()
+    n = 30
+    trained_returns = trainer.evaluate(result.policy, "CartPole-v1", n, seed=1000)
+    initial_returns = trainer.evaluate(untrained, "CartPole-v1", n, seed=1000)
+    se = math.sqrt(trained_returns.var(ddof=1) / n + initial_returns.var(ddof=1) / n)
+    improvement = trained_returns.mean() - initial_returns.mean()
+    assert improvement > 4 * se, (trained_returns.mean(), initial_returns.mean(), se)
+    # The saved checkpoint is the trained policy.
+    loaded = minipg.load(result.checkpoint)
+    np.testing.assert_array_equal(loaded.params, result.policy.params)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "reinforce"])
+def test_same_seed_gives_an_identical_progress_csv_and_another_seed_does_not(tmp_path, algo):
+    hp = dict(SMALL, num_steps=64) if algo == "reinforce" else SMALL
+    runs = [(0, "a"), (0, "b"), (1, "c")]
+    for seed, name in runs:
+        minipg.train("CartPole-v1", algo, 2048, seed, run_dir=str(tmp_path / name), **hp)
+    a, b, c = (read_bytes(tmp_path / name / "progress.csv") for _, name in runs)
+    assert len(a.splitlines()) == 1 + math.ceil(2048 / (4 * hp["num_steps"]))
+    assert a == b
+    assert a != c
+    # and the weights too
+    wa, wb = (np.load(tmp_path / name / "checkpoint.npz")["policy/params"] for name in "ab")
+    np.testing.assert_array_equal(wa, wb)
+
+
+def test_result_has_the_checkpoint_and_a_record_per_iteration(tmp_path):
+    result = minipg.train("CartPole-v1", "a2c", 1000, 3, run_dir=str(tmp_path), **SMALL)
+    assert os.path.isfile(result.checkpoint) and result.checkpoint.endswith(".npz")
+    assert result.run_dir == str(tmp_path)
+    history = result.history
+    assert len(history) == math.ceil(1000 / 128)
+    for i, record in enumerate(history, start=1):
+        assert record["env_steps"] == 128 * i
+        for key in ("wall_clock", "mean_return", "policy_loss", "value_loss", "entropy"):
+            assert isinstance(record[key], float)
+    clocks = [r["wall_clock"] for r in history]
+    assert clocks == sorted(clocks) and clocks[0] > 0
+    assert any(math.isfinite(r["mean_return"]) for r in history)
+    # progress.csv holds the same numbers, one row per iteration
+    with open(tmp_path / "progress.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["env_steps"]) for r in rows] == [r["env_steps"] for r in history]
+    np.testing.assert_array_equal([float(r["mean_return"]) for r in rows],
+                                  [r["mean_return"] for r in history])
+    with open(tmp_path / "config.json") as f:
+        saved = json.load(f)
+    assert saved["algo"] == "a2c" and saved["seed"] == 3 and saved["num_envs"] == 4
+
+
+def test_progress_line_every_iteration_or_silent(tmp_path, capsys):
+    minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "a"),
+                 **dict(SMALL, log_every=0))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    for word in ("steps/s", "return", "pi_loss", "v_loss", "entropy", "kl"):
+        assert word in lines[-1]
+    minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "b"), **SMALL)
+    assert capsys.readouterr().out == ""
+
+
+def test_default_run_directory_never_overwrites_a_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = minipg.train("CartPole-v1", "ppo", 128, 0, **SMALL)
+    second = minipg.train("CartPole-v1", "ppo", 128, 0, **SMALL)
+    assert first.run_dir == os.path.join("runs", "CartPole-v1-ppo-seed0")
+    assert second.run_dir != first.run_dir
+    assert os.path.isfile(first.checkpoint) and os.path.isfile(second.checkpoint)
+
+
+# ------------------------------------------------------------------------------------------
+# Non-finite values stop training, naming where
+# ------------------------------------------------------------------------------------------
+
+class NaNRewardAt(gym.vector.VectorWrapper):
+    """Returns a NaN reward for env `index` at step() call number `call` (0-based)."""
+
+    def __init__(self, env, call, index):
+        super().__init__(env)
+        self.calls, self.call, self.index = 0, call, index
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        if self.calls == self.call:
+            rewards = np.array(rewards, dtype=np.float64)
+            rewards[self.index] = np.nan
+        self.calls += 1
+        return obs, rewards, terminated, truncated, info
+
+
+def test_a_nan_reward_raises_floating_point_error_naming_rewards_and_where(tmp_path,
+                                                                         monkeypatch):
+    real_make_env = trainer.make_env
+    monkeypatch.setattr(trainer, "make_env",
+                        lambda env_id, n: NaNRewardAt(real_make_env(env_id, n), 40, 1))
+    # call 40 = iteration 2 (32 steps per rollout), row 8, env 1
+    with pytest.raises(FloatingPointError, match=r"rewards\[\(8, 1\)\].*iteration 2"):
+        minipg.train("CartPole-v1", "ppo", 4096, 0, run_dir=str(tmp_path), **SMALL)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_a_blown_up_update_raises_floating_point_error_naming_where(tmp_path, algo):
+    """learning_rate 1e300: after one Adam step the critic's squared error overflows. The
+    contract (issue 4, DESIGN.md) is a FloatingPointError from the trainer that says where the
+    non-finite value first appeared (here the value loss / value network)."""
+    with pytest.raises(FloatingPointError, match="value"):
+        minipg.train("CartPole-v1", algo, 4096, 0, run_dir=str(tmp_path), learning_rate=1e300,
+                     **SMALL)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad config values raise before training starts: before the env or the run directory exist
+# ------------------------------------------------------------------------------------------
+
+BAD = [
+    ("ppo", dict(learning_rate=-1e-3), "learning_rate"),
+    ("ppo", dict(learning_rate=float("nan")), "learning_rate"),
+    ("ppo", dict(gamma=1.5), "gamma"),
+    ("ppo", dict(num_envs=0), "num_envs"),
+    ("ppo", dict(num_steps=2.5), "num_steps"),
+    ("ppo", dict(total_steps=0), "total_steps"),
+    ("ppo", dict(seed=-1), "seed"),
+    ("ppo", dict(lernin_rate=1e-3), "lernin_rate"),
+    ("ppo", dict(clip_coef=-0.1), "clip_coef"),
+    ("ppo", dict(update_epochs=0), "update_epochs"),
+    ("ppo", dict(num_minibatches=0), "num_minibatches"),
+    ("ppo", dict(target_kl=-0.01), "target_kl"),
+    ("ppo", dict(hidden_sizes=(64, 0)), "hidden_sizes"),
+    ("ppo", dict(activation="sigmoid"), "activation"),
+    ("ppo", dict(max_grad_norm=-1.0), "max_grad_norm"),
+    ("ppo", dict(psi="return"), "psi"),                  # a REINFORCE field, unknown to PPO
+    ("a2c", dict(lam=1.2), "lam"),
+    ("a2c", dict(ent_coef=-0.01), "ent_coef"),
+    ("reinforce", dict(psi="advantage"), "psi"),
+    ("reinforce", dict(vf_coef=-1.0), "vf_coef"),
+    ("dqn", dict(), "algo"),
+    ("ppo", dict(norm_adv="false"), "norm_adv"),         # a string would silently mean True
+]
+
+
+@pytest.mark.parametrize("algo, hp, field", BAD, ids=[f"{a}-{f}-{list(h.values())}"
+                                                      for a, h, f in BAD])
+def test_bad_config_values_raise_before_anything_is_created(tmp_path, monkeypatch, algo, hp,
+                                                             field):
+    def no_env(*args, **kwargs):
+        raise AssertionError("the env was created before the config was validated")
+
+    monkeypatch.setattr(trainer, "make_env", no_env)
+    args = dict(total_steps=1000, seed=0)
+    for key in ("total_steps", "seed"):
+        if key in hp:
+            args[key] = hp.pop(key)
+    run_dir = tmp_path / "run"
+    with pytest.raises((ValueError, TypeError), match=field):
+        minipg.train("CartPole-v1", algo, args["total_steps"], args["seed"], run_dir=str(run_dir),
+                     **hp)
+    assert not run_dir.exists()
+
+
+def test_an_unknown_env_id_raises_without_leaving_a_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(Exception, match="NoSuchEnv"):
+        minipg.train("NoSuchEnv-v0", "ppo", 1000, 0, run_dir=str(run_dir), **SMALL)
+    assert not run_dir.exists()
