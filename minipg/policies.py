@@ -88,13 +88,16 @@ class CategoricalPolicy(_Checkpointable):
 
     kind = "categorical"
 
-    def __init__(self, obs_dim, n_actions, hidden_sizes=(64, 64), activation="tanh", rng=None):
+    def __init__(self, obs_dim, n_actions, hidden_sizes=(64, 64), activation="tanh", rng=None,
+                 dtype="float64"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         self.config = dict(obs_dim=int(obs_dim), n_actions=int(n_actions),
-                           hidden_sizes=hidden_sizes, activation=activation)
+                           hidden_sizes=hidden_sizes, activation=activation,
+                           dtype=np.dtype(dtype).name)
         self.rng = as_generator(rng)               # used for init, then by act(rng=None)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [POLICY_HEAD_GAIN]
-        self.net = MLP([obs_dim, *hidden_sizes, n_actions], activation, gains, self.rng)
+        self.net = MLP([obs_dim, *hidden_sizes, n_actions], activation, gains, self.rng,
+                       dtype=dtype)
         self.params, self.grads = self.net.params, self.net.grads
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self._batch_shape = None
@@ -146,7 +149,7 @@ class GaussianPolicy(_Checkpointable):
 
     def __init__(self, obs_dim, action_dim, hidden_sizes=(64, 64), activation="tanh",
                  log_std_init=0.0, log_std_bounds=(-5.0, 2.0), action_low=None, action_high=None,
-                 rng=None):
+                 rng=None, dtype="float64"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         obs_dim, action_dim = int(obs_dim), int(action_dim)
         low, high = (float(b) for b in log_std_bounds)
@@ -166,7 +169,8 @@ class GaussianPolicy(_Checkpointable):
             activation=activation, log_std_init=log_std_init.tolist(),
             log_std_bounds=[low, high],
             action_low=None if action_low is None else action_low.tolist(),
-            action_high=None if action_high is None else action_high.tolist())
+            action_high=None if action_high is None else action_high.tolist(),
+            dtype=np.dtype(dtype).name)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.log_std_bounds = (low, high)
         self.action_low, self.action_high = action_low, action_high
@@ -178,7 +182,7 @@ class GaussianPolicy(_Checkpointable):
         self.grads = np.zeros(n_net + action_dim)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [POLICY_HEAD_GAIN]
         self.net = MLP(sizes, activation, gains, self.rng,
-                       params=self.params[:n_net], grads=self.grads[:n_net])
+                       params=self.params[:n_net], grads=self.grads[:n_net], dtype=dtype)
         self.raw_log_std = self.params[n_net:]      # views: optimizer steps reach them
         self._raw_log_std_grad = self.grads[n_net:]
         self.raw_log_std[...] = log_std_init
@@ -246,13 +250,15 @@ class ValueFunction(_Checkpointable):
 
     kind = "value"
 
-    def __init__(self, obs_dim, hidden_sizes=(64, 64), activation="tanh", rng=None):
+    def __init__(self, obs_dim, hidden_sizes=(64, 64), activation="tanh", rng=None,
+                 dtype="float64"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         self.config = dict(obs_dim=int(obs_dim), hidden_sizes=hidden_sizes,
-                           activation=activation)
+                           activation=activation, dtype=np.dtype(dtype).name)
         self.obs_dim = int(obs_dim)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [VALUE_HEAD_GAIN]
-        self.net = MLP([obs_dim, *hidden_sizes, 1], activation, gains, as_generator(rng))
+        self.net = MLP([obs_dim, *hidden_sizes, 1], activation, gains, as_generator(rng),
+                       dtype=dtype)
         self.params, self.grads = self.net.params, self.net.grads
         self._batch_shape = None
 

@@ -65,12 +65,12 @@ def make_policy(env, config, rng):
     obs_dim = obs_space.shape[0]
     if isinstance(action_space, gym.spaces.Discrete):
         return policies.CategoricalPolicy(obs_dim, int(action_space.n), config.hidden_sizes,
-                                          config.activation, rng)
+                                          config.activation, rng, config.dtype)
     if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
         return policies.GaussianPolicy(
             obs_dim, action_space.shape[0], config.hidden_sizes, config.activation,
             log_std_init=config.log_std_init, action_low=action_space.low,
-            action_high=action_space.high, rng=rng)
+            action_high=action_space.high, rng=rng, dtype=config.dtype)
     raise ValueError(f"unsupported action space {action_space} for {config.env_id}: minipg "
                      "handles Discrete and 1-d Box actions")
 
@@ -103,7 +103,7 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
     run_dir = _new_run_dir(run_dir, config)     # only once everything before could be built
     uses_critic = getattr(module, "uses_critic", lambda c: True)(config)
     value_fn = (policies.ValueFunction(policy.obs_dim, config.hidden_sizes, config.activation,
-                                       np.random.default_rng(value_seed))
+                                       np.random.default_rng(value_seed), config.dtype)
                 if uses_critic else None)
     policy_optim = Adam(policy.params, config.learning_rate, eps=1e-5)
     value_optim = Adam(value_fn.params, config.learning_rate, eps=1e-5) if value_fn else None
@@ -141,11 +141,9 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
                 try:
                     stats = module.update(rollout, policy, value_fn, policy_optim, value_optim,
                                           config, update_rng)
-                except FloatingPointError as error:     # a gradient, named by optimizer_step
+                except FloatingPointError as error:     # named by optimizer_step
                     raise FloatingPointError(f"{error} {context}; {_ADVICE}") from None
-                _raise_if_non_finite(context, **{f"loss {k}": v for k, v in stats.items()},
-                                     policy_params=policy.params,
-                                     value_params=value_fn.params if value_fn else ())
+                _raise_if_non_finite(context, **{f"loss {k}": v for k, v in stats.items()})
                 train_seconds += time.perf_counter() - start
 
                 recent_returns.extend(rollout.episode_returns)

@@ -185,6 +185,7 @@ def test_gaussian_log_std_lives_in_params_and_deterministic_act_is_the_mean():
     lambda: CategoricalPolicy(4, 3, hidden_sizes=(16, 16), activation="relu", rng=0),
     lambda: GaussianPolicy(4, 2, hidden_sizes=(16,), log_std_init=-0.7,
                            action_low=-2.0, action_high=2.0, rng=0),
+    lambda: CategoricalPolicy(4, 3, hidden_sizes=(16, 16), rng=0, dtype="float32"),
 ])
 def test_save_then_load_gives_identical_actions(make, tmp_path):
     policy = make()
@@ -193,6 +194,7 @@ def test_save_then_load_gives_identical_actions(make, tmp_path):
     policy.save(path)
     loaded = load(path)
     assert type(loaded) is type(policy) and loaded.config == policy.config
+    assert loaded.net.dtype == policy.net.dtype
     np.testing.assert_array_equal(loaded.params, policy.params)
     obs = np.random.default_rng(2).normal(size=(10, 4))
     np.testing.assert_array_equal(loaded.act(obs, rng=np.random.default_rng(3)),

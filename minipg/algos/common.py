@@ -80,13 +80,12 @@ def optimizer_step(policy, value_fn, policy_optim, value_optim, max_grad_norm):
     """Clip the global norm over BOTH networks' gradients, then step each optimizer.
 
     Returns the gradient norm before clipping (a useful health signal in the logs). A NaN or
-    inf gradient raises FloatingPointError naming the network, before any parameter moves.
+    inf gradient, or a step that leaves a parameter non-finite, raises FloatingPointError
+    naming the network: training stops where the trouble first appeared.
     """
-    grads = [policy.grads] if value_fn is None else [policy.grads, value_fn.grads]
-    where = first_non_finite(**{"policy gradient": grads[0]},
-                             **({"value gradient": grads[1]} if value_fn is not None else {}))
-    if where is not None:
-        raise FloatingPointError(f"non-finite value first seen in {where}")
+    networks = {"policy": policy} if value_fn is None else {"policy": policy, "value": value_fn}
+    _raise_if_non_finite({f"{name} gradient": net.grads for name, net in networks.items()})
+    grads = [net.grads for net in networks.values()]
     if max_grad_norm > 0:
         norm = clip_grad_norm(grads, max_grad_norm)
     else:
@@ -94,4 +93,14 @@ def optimizer_step(policy, value_fn, policy_optim, value_optim, max_grad_norm):
     policy_optim.step(policy.grads)
     if value_fn is not None:
         value_optim.step(value_fn.grads)
+    # In the dtype the network computes in: a float64 weight of 1e300 is finite, its float32
+    # copy is not.
+    _raise_if_non_finite({f"{name} parameters": net.params.astype(net.net.dtype)
+                          for name, net in networks.items()})
     return norm
+
+
+def _raise_if_non_finite(arrays):
+    where = first_non_finite(**arrays)
+    if where is not None:
+        raise FloatingPointError(f"non-finite value first seen in {where}")
