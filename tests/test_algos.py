@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from gradcheck import numerical_gradient, relative_error
 from toy_env import OBS_DIM, make_env
 
 from minipg.algos import a2c, ppo, reinforce
@@ -19,24 +20,6 @@ from minipg.returns import gae_reference, reward_to_go_reference
 from minipg.rollout import RolloutCollector
 
 CLIP = 0.2
-
-
-def numerical_gradient(f, x, h=1e-5):
-    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h, entry by entry of float64 x."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        saved = x[i]
-        x[i] = saved + h
-        f_plus = f()
-        x[i] = saved - h
-        f_minus = f()
-        x[i] = saved
-        grad[i] = (f_plus - f_minus) / (2 * h)
-    return grad
-
-
-def relative_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
 
 
 # ------------------------------------------------------------------------------------------

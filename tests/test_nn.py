@@ -2,26 +2,9 @@
 orthogonal initialisation, the flat parameter layout, and clear errors for bad input."""
 import numpy as np
 import pytest
+from gradcheck import numerical_gradient, relative_error
 
 from minipg.nn import MLP, orthogonal
-
-
-def numerical_gradient(f, x, h=1e-5):
-    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h for every entry of the float64 x."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        saved = x[i]
-        x[i] = saved + h
-        f_plus = f()
-        x[i] = saved - h
-        f_minus = f()
-        x[i] = saved
-        grad[i] = (f_plus - f_minus) / (2 * h)
-    return grad
-
-
-def relative_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
 
 
 def reference_forward(net, x):
