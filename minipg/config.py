@@ -22,7 +22,8 @@ class TrainConfig:
     algo: str = ""
     """Algorithm name, filled in by the trainer: "reinforce", "a2c" or "ppo"."""
     total_steps: int = 100_000
-    """Environment steps to train for, counted over all envs (reset steps included)."""
+    """Environment steps to train for, counted over all envs (reset steps included); rounded up
+    to whole batches of num_envs * num_steps."""
     seed: int = 0
     """Fixes everything: env resets, initial weights, action sampling, minibatch order."""
     num_envs: int = 8
