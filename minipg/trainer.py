@@ -45,6 +45,10 @@ class TrainResult:
     run_dir: str
     policy: object = field(repr=False, default=None)
     value_fn: object = field(repr=False, default=None)
+    evaluation: object = None
+    """Returns of the final evaluation episodes (config.eval_episodes > 0), else None."""
+    interrupted: bool = False
+    """True when Ctrl-C stopped training early (the checkpoint holds the policy at that point)."""
 
 
 def make_env(env_id, num_envs):
@@ -101,7 +105,8 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
         env.close()
         raise
     run_dir = _new_run_dir(run_dir, config)     # only once everything before could be built
-    uses_critic = getattr(module, "uses_critic", lambda c: True)(config)
+    # A2C and PPO always have a critic; REINFORCE only for its "baseline" estimator.
+    uses_critic = getattr(module, "uses_critic", lambda config: True)(config)
     value_fn = (policies.ValueFunction(policy.obs_dim, config.hidden_sizes, config.activation,
                                        np.random.default_rng(value_seed), config.dtype)
                 if uses_critic else None)
@@ -118,6 +123,7 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
     recent_returns = deque(maxlen=RECENT_EPISODES)
     recent_lengths = deque(maxlen=RECENT_EPISODES)
     history, episodes, train_seconds, last_print = [], 0, 0.0, -math.inf
+    interrupted = False
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         f.write(config.to_json())
     csv_file = open(os.path.join(run_dir, "progress.csv"), "w", newline="")
@@ -162,17 +168,23 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
                     print(_progress_line(record, config.total_steps), flush=True)
                 if callback is not None and callback(record, policy):
                     break
+    except KeyboardInterrupt:
+        # Nothing lost: the CSV so far is kept and the current policy is still checkpointed.
+        interrupted = True
+        print(f"interrupted at env step {collector.global_step:,}; saving the checkpoint",
+              flush=True)
     finally:
         csv_file.close()
         env.close()
 
     checkpoint = os.path.join(run_dir, "checkpoint.npz")
     save_checkpoint(checkpoint, policy, value_fn, config)
-    result = TrainResult(checkpoint, history, config, run_dir, policy, value_fn)
-    if config.eval_episodes:
-        returns = evaluate(policy, env_id, config.eval_episodes, seed=seed + 1)
-        print(f"evaluation over {len(returns)} episodes: {np.mean(returns):.1f} "
-              f"+- {np.std(returns):.1f}")
+    result = TrainResult(checkpoint, history, config, run_dir, policy, value_fn,
+                         interrupted=interrupted)
+    if config.eval_episodes and not interrupted:
+        result.evaluation = evaluate(policy, env_id, config.eval_episodes, seed=seed + 1)
+        print(f"evaluation over {config.eval_episodes} episodes of the stochastic policy: "
+              f"{result.evaluation.mean():.1f} +- {result.evaluation.std():.1f}")
     return result
 
 

@@ -193,3 +193,28 @@ def test_an_unknown_env_id_raises_without_leaving_a_run_directory(tmp_path):
     with pytest.raises(Exception, match="NoSuchEnv"):
         minipg.train("NoSuchEnv-v0", "ppo", 1000, 0, run_dir=str(run_dir), **SMALL)
     assert not run_dir.exists()
+
+
+def test_ctrl_c_keeps_the_log_and_saves_a_checkpoint_of_the_current_policy(tmp_path):
+    """Nothing lost: an interrupt between iterations ends training early but still writes the
+    checkpoint of the policy at that moment, and the CSV rows so far."""
+    def interrupt_after_third(record, policy):
+        if record["iteration"] == 3:
+            raise KeyboardInterrupt
+        return False
+
+    result = minipg.train("CartPole-v1", "ppo", 20_000, 0, run_dir=str(tmp_path),
+                          callback=interrupt_after_third, **SMALL)
+    assert result.interrupted
+    assert len(result.history) == 3
+    with open(tmp_path / "progress.csv") as f:
+        assert len(f.readlines()) == 1 + 3
+    np.testing.assert_array_equal(minipg.load(result.checkpoint).params, result.policy.params)
+
+
+def test_eval_episodes_are_returned_with_the_result(tmp_path):
+    result = minipg.train("CartPole-v1", "ppo", 1024, 0, run_dir=str(tmp_path), eval_episodes=3,
+                          **SMALL)
+    # CartPole pays +1 per step, and even the fastest fall (always pushing one way) lasts 8
+    # steps from each of 4,000 seeded starts we tried: every return is at least 8.
+    assert result.evaluation.shape == (3,) and (result.evaluation >= 8).all()
