@@ -129,6 +129,9 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
     csv_file = open(os.path.join(run_dir, "progress.csv"), "w", newline="")
     writer = csv.DictWriter(csv_file, CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
+    if config.log_every >= 0:
+        print(f"minipg {algo} on {env_id}: {num_iterations} iterations of {config.num_envs} envs "
+              f"x {config.num_steps} steps, seed {seed}; logging to {run_dir}", flush=True)
     try:
         # BLAS threads buy nothing on these small matrices and, when another process is busy,
         # cost 3-20x (DESIGN.md); the thread count also changes summation order, so one thread

@@ -82,7 +82,8 @@ def test_progress_line_every_iteration_or_silent(tmp_path, capsys):
     minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "a"),
                  **dict(SMALL, log_every=0))
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4
+    assert lines[0].startswith("minipg ppo on CartPole-v1: 4 iterations")   # a header, then
+    assert len(lines) == 1 + 4                                               # one per iteration
     for word in ("steps/s", "return", "pi_loss", "v_loss", "entropy", "kl"):
         assert word in lines[-1]
     minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "b"), **SMALL)
