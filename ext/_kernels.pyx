@@ -8,13 +8,37 @@ These functions trust minipg.returns to have validated dtypes, finiteness and ga
 still check shapes themselves (raising ValueError, never asserting) because reading past the end
 of a buffer is the one mistake that would crash the interpreter instead of raising.
 
-Loop order. Both recurrences run backwards in time and are independent across environments.
-- N large: t outer (backwards), n inner. The inner loop streams one contiguous row and the
-  compiler vectorises it; the carry A_{t+1} is simply the row just written (still in cache).
-- N small (below COLUMN_ORDER_MAX_N): n outer, t inner, one scalar recursion per column. A row of
-  one or two elements gives the vector loop nothing to do, and its per-row overhead dominates.
-- N very large: blocks of columns are handed to OpenMP threads (prange); each thread runs the
-  t-outer loop on its own block. Without OpenMP, prange is an ordinary loop.
+One recurrence, two instances. Both quantities obey x_t = b_t + c_t x_{t+1}, with x_T = 0:
+
+    GAE:           b_t = delta_t = r_t + gamma (1 - term_t) nv_t - v_t    c_t = gamma lam (1 - done_t)
+    reward-to-go:  b_t = r_t + gamma boot_t nv_t                          c_t = gamma (1 - done_t)
+
+where done_t = term_t or trunc_t, and boot_t = (1 - term_t) (done_t or t == T-1). The flags enter
+as multiplications by 0 or 1, as in the equations, not as branches: that is what lets the
+compiler turn the inner loops into SIMD code. Under IEEE arithmetic 0 * NaN is NaN, so with
+check_finite=False a NaN can spread past an episode boundary; the NumPy reference does the same.
+
+Loop order. The recurrence runs backwards in time and is independent across environments.
+- Row order (t outer, backwards; n inner), for N > COLUMN_ORDER_MAX_N. The inner loop runs over
+  one row of every array and the compiler vectorises it; x_{t+1} is the row just written, still
+  in cache. Each row is walked in chunks of ROW_CHUNK_BYTES, top chunk first, so that the memory
+  system sees every array read in one downward sweep. The hardware prefetcher follows a monotone
+  stream; it does not follow "up one row, jump back two rows", which is what a plain ascending
+  inner loop produces, and which costs 1.3-4.5x once a rollout no longer fits in the cache.
+- Column order (n outer, t inner), for N <= COLUMN_ORDER_MAX_N: one scalar recursion per column.
+  A row of one to four elements gives the vector loop nothing to do. A scalar recursion is bound
+  by latency, since each x_t waits for the multiply and the add of x_{t+1}; substituting the
+  recurrence into itself,
+      x_t = (b_t + c_t b_{t+1}) + (c_t c_{t+1}) x_{t+2},
+  leaves one multiply and one add on the chain per two steps, and the rest overlaps with it
+  (1.5x faster). This reassociates the sums: results agree with the reference to rounding, not
+  bit for bit. Rows are taken in blocks of COLUMN_BLOCK_ROWS so that the N passes over a block
+  hit the cache and memory is swept once.
+- Threads: opt-in (num_threads > 1), over blocks of environments, with OpenMP's prange. Off by
+  default: on the 2-core machine two threads gained at most 1.7x, only on in-cache rollouts
+  with N >= 1024 (a few tens of microseconds), were 1.5-6x slower on rollouts larger than the
+  cache, and up to 100x slower when another process held the second core (a descheduled
+  thread stalls the whole loop at its barrier). Without OpenMP prange is an ordinary loop.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -29,90 +53,192 @@ cdef extern from *:
     """
     const int MINIPG_OPENMP
 
-# Measured in benchmarks/bench_returns.py: at or below this many environments the per-column
-# scalar recursion beats the vectorised row loop.
+# Tuning, measured with best-of-k timings on the 2-core development machine (ns per element;
+# the tables are in benchmarks/README.md).
+# - Column order wins up to N = 4 for rollouts that fit in the cache (GAE float64, T*N = 64k:
+#   N=2 1.0 vs 1.9 in row order, N=4 1.04 vs 1.26, N=6 1.26 vs 1.26, N=8 2.2 vs 1.1). For float64
+#   rollouts larger than the cache rows win from N = 3 (N=4: 1.5-1.9 vs 1.3-1.4), but rollouts
+#   with N <= 4 and more than 250k steps are rare; in-cache is the common case.
 cdef Py_ssize_t COLUMN_ORDER_MAX_N = 4
-# Threads only pay for themselves when each one gets a long stretch of contiguous columns and
-# enough total work to hide the start-up cost (a few microseconds).
-cdef Py_ssize_t PARALLEL_MIN_N = 512
-cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 20
-cdef Py_ssize_t PARALLEL_BLOCK = 256
+# 4096 rows x 4 environments x 34 bytes = 560 kB: a block stays in the 2 MB L2 cache. Without
+# blocks, column order at N = 4 and T*N = 1M-4M takes 2.5-3.4 ns instead of 1.5-1.9.
+cdef Py_ssize_t COLUMN_BLOCK_ROWS = 4096
+# Four cache lines. Same speed as whole rows in cache; outside it, GAE float64 (1024, 4096)
+# 1.05 vs 1.4, (4096, 1024) 1.05 vs 2.2, (16384, 64) 0.85 vs 3.8. 512-byte chunks fall off a
+# cliff (4 ns: long ascending runs train the prefetcher upwards); 128 bytes is a little slower.
+cdef Py_ssize_t ROW_CHUNK_BYTES = 256
 
 
-cdef void _gae_block(const floating* r, const floating* v, const floating* nv,
-                     const unsigned char* term, const unsigned char* trunc, floating* out,
-                     Py_ssize_t T, Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1,
-                     floating gamma, floating gamma_lam, bint column_order) noexcept nogil:
-    """delta_t = r_t + gamma (1 - term_t) nv_t - v_t;  A_t = delta_t + gamma lam (1 - done_t) A_{t+1}."""
-    cdef Py_ssize_t t, n, i
-    cdef floating a, delta
-    cdef unsigned char done
-    if column_order:
-        for n in range(n0, n1):
-            a = 0
-            for t in range(T - 1, -1, -1):
-                i = t * N + n
-                done = term[i] | trunc[i]
-                delta = r[i] + gamma * (1 - term[i]) * nv[i] - v[i]
-                a = delta + gamma_lam * (1 - done) * a
-                out[i] = a
-        return
-    # Last row: A_T = 0, so A_{T-1} = delta_{T-1}.
-    t = T - 1
-    for n in range(n0, n1):
-        i = t * N + n
+# --------------------------------------------------------------------------------------------
+# GAE:  delta_t = r_t + gamma (1 - term_t) nv_t - v_t,
+#       A_t     = delta_t + gamma lam (1 - done_t) A_{t+1},   A_T = 0.
+# --------------------------------------------------------------------------------------------
+
+cdef inline void _gae_span(const floating* r, const floating* v, const floating* nv,
+                           const unsigned char* term, const unsigned char* trunc, floating* out,
+                           Py_ssize_t i, Py_ssize_t count, Py_ssize_t N,
+                           floating gamma, floating gamma_lam) noexcept nogil:
+    """A_t for `count` environments from flat index i = t * N + n on (t < T - 1): the loop the
+    compiler vectorises. A_{t+1} of the same environment is N elements further on."""
+    cdef Py_ssize_t k
+    cdef const floating* A_next = out + i + N
+    r += i; v += i; nv += i; term += i; trunc += i; out += i
+    for k in range(count):
+        out[k] = (r[k] + gamma * (1 - term[k]) * nv[k] - v[k]
+                  + gamma_lam * (1 - (term[k] | trunc[k])) * A_next[k])
+
+
+cdef void _gae_rows(const floating* r, const floating* v, const floating* nv,
+                    const unsigned char* term, const unsigned char* trunc, floating* out,
+                    Py_ssize_t T, Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1,
+                    floating gamma, floating gamma_lam) noexcept nogil:
+    """Environments [n0, n1) in row order: t backwards, each row in chunks, top chunk first."""
+    cdef Py_ssize_t t, n, i, lo, hi
+    cdef Py_ssize_t chunk = ROW_CHUNK_BYTES // sizeof(floating)
+    for n in range(n0, n1):                        # A_T = 0, so A_{T-1} = delta_{T-1}
+        i = (T - 1) * N + n
         out[i] = r[i] + gamma * (1 - term[i]) * nv[i] - v[i]
-    for t in range(T - 2, -1, -1):
-        for n in range(n0, n1):
-            i = t * N + n
-            done = term[i] | trunc[i]
-            out[i] = (r[i] + gamma * (1 - term[i]) * nv[i] - v[i]
-                      + gamma_lam * (1 - done) * out[i + N])
-
-
-cdef void _rtg_block(const floating* r, const floating* nv, bint has_nv,
-                     const unsigned char* term, const unsigned char* trunc, floating* out,
-                     Py_ssize_t T, Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1,
-                     floating gamma, bint column_order) noexcept nogil:
-    """G_t = r_t + gamma ((1 - done_t) G_{t+1} + boot_t nv_t),  boot_t = (1 - term_t)(done_t or t = T-1)."""
-    cdef Py_ssize_t t, n, i
-    cdef floating g, boot
-    cdef unsigned char done
-    if column_order:
-        for n in range(n0, n1):
-            g = 0
-            for t in range(T - 1, -1, -1):
-                i = t * N + n
-                done = term[i] | trunc[i]
-                # At the last row G_T = 0, and the segment is cut there: bootstrap unless terminal.
-                if t == T - 1:
-                    done = 1
-                g = (1 - done) * g
-                if has_nv:
-                    g = g + done * (1 - term[i]) * nv[i]
-                g = r[i] + gamma * g
-                out[i] = g
+    if n1 - n0 <= chunk:                           # one chunk per row: no chunk loop, which
+        for t in range(T - 2, -1, -1):             # measured 10-25% faster at N = 5 to 16
+            _gae_span(r, v, nv, term, trunc, out, t * N + n0, n1 - n0, N, gamma, gamma_lam)
         return
-    t = T - 1
-    for n in range(n0, n1):
-        i = t * N + n
-        if has_nv:
-            out[i] = r[i] + gamma * (1 - term[i]) * nv[i]
-        else:
-            out[i] = r[i]
     for t in range(T - 2, -1, -1):
-        if has_nv:
-            for n in range(n0, n1):
-                i = t * N + n
-                done = term[i] | trunc[i]
-                boot = done * (1 - term[i])
-                out[i] = r[i] + gamma * ((1 - done) * out[i + N] + boot * nv[i])
-        else:
-            for n in range(n0, n1):
-                i = t * N + n
-                done = term[i] | trunc[i]
-                out[i] = r[i] + gamma * (1 - done) * out[i + N]
+        hi = n1
+        while hi > n0:
+            lo = max(n0, hi - chunk)
+            _gae_span(r, v, nv, term, trunc, out, t * N + lo, hi - lo, N, gamma, gamma_lam)
+            hi = lo
 
+
+cdef void _gae_columns(const floating* r, const floating* v, const floating* nv,
+                       const unsigned char* term, const unsigned char* trunc, floating* out,
+                       Py_ssize_t T, Py_ssize_t N, floating gamma, floating gamma_lam) noexcept nogil:
+    """One environment at a time, two time steps per iteration, in blocks of rows."""
+    cdef Py_ssize_t t, n, i, j, lo, hi
+    cdef floating A, delta0, delta1, c0, c1
+    for n in range(N):                             # A_{T-1} = delta_{T-1}
+        i = (T - 1) * N + n
+        out[i] = r[i] + gamma * (1 - term[i]) * nv[i] - v[i]
+    hi = T - 1                                     # rows hi and above are done
+    while hi > 0:
+        lo = max(0, hi - COLUMN_BLOCK_ROWS)
+        for n in range(N):
+            A = out[hi * N + n]                    # A_{t+1} for t = hi - 1
+            t = hi - 1
+            while t > lo:                          # rows t (flat index i) and t - 1 (j)
+                i = t * N + n
+                j = i - N
+                delta1 = r[i] + gamma * (1 - term[i]) * nv[i] - v[i]
+                c1 = gamma_lam * (1 - (term[i] | trunc[i]))
+                delta0 = r[j] + gamma * (1 - term[j]) * nv[j] - v[j]
+                c0 = gamma_lam * (1 - (term[j] | trunc[j]))
+                out[i] = delta1 + c1 * A                        # A_t from A_{t+1}
+                A = (delta0 + c0 * delta1) + (c0 * c1) * A      # A_{t-1} from A_{t+1}
+                out[j] = A
+                t -= 2
+            if t == lo:                            # odd number of rows left: one more step
+                i = t * N + n
+                out[i] = (r[i] + gamma * (1 - term[i]) * nv[i] - v[i]
+                          + gamma_lam * (1 - (term[i] | trunc[i])) * A)
+        hi = lo
+
+
+# --------------------------------------------------------------------------------------------
+# Reward-to-go:  G_t = r_t + gamma ((1 - done_t) G_{t+1} + boot_t nv_t),   G_T = 0.
+# At the last row the segment is cut, so boot_{T-1} = 1 - term; above it, boot_t = trunc_t (1 -
+# term_t). nv == NULL stands for next_values=None: no bootstrap term at all.
+# --------------------------------------------------------------------------------------------
+
+cdef inline void _rtg_span(const floating* r, const floating* nv,
+                           const unsigned char* term, const unsigned char* trunc, floating* out,
+                           Py_ssize_t i, Py_ssize_t count, Py_ssize_t N,
+                           floating gamma) noexcept nogil:
+    """G_t for `count` environments from flat index i = t * N + n on (t < T - 1)."""
+    cdef Py_ssize_t k
+    cdef const floating* G_next = out + i + N
+    r += i; term += i; trunc += i; out += i
+    if nv != NULL:     # two loops, not a test per element: each of them vectorises
+        nv += i
+        for k in range(count):
+            out[k] = r[k] + gamma * ((1 - (term[k] | trunc[k])) * G_next[k]
+                                     + (trunc[k] & (1 - term[k])) * nv[k])
+    else:
+        for k in range(count):
+            out[k] = r[k] + gamma * (1 - (term[k] | trunc[k])) * G_next[k]
+
+
+cdef inline floating _rtg_last(const floating* r, const floating* nv, const unsigned char* term,
+                               Py_ssize_t i, floating gamma) noexcept nogil:
+    """G_{T-1} = r + gamma (1 - term) nv: the segment ends here, bootstrap unless terminal."""
+    if nv == NULL:
+        return r[i]
+    return r[i] + gamma * (1 - term[i]) * nv[i]
+
+
+cdef inline floating _rtg_b(const floating* r, const floating* nv, const unsigned char* term,
+                            const unsigned char* trunc, Py_ssize_t i, floating gamma) noexcept nogil:
+    """b_t = r_t + gamma trunc_t (1 - term_t) nv_t, for t < T - 1."""
+    if nv == NULL:
+        return r[i]
+    return r[i] + gamma * (trunc[i] & (1 - term[i])) * nv[i]
+
+
+cdef void _rtg_rows(const floating* r, const floating* nv,
+                    const unsigned char* term, const unsigned char* trunc, floating* out,
+                    Py_ssize_t T, Py_ssize_t N, Py_ssize_t n0, Py_ssize_t n1,
+                    floating gamma) noexcept nogil:
+    """Environments [n0, n1) in row order, as _gae_rows."""
+    cdef Py_ssize_t t, n, lo, hi
+    cdef Py_ssize_t chunk = ROW_CHUNK_BYTES // sizeof(floating)
+    for n in range(n0, n1):
+        out[(T - 1) * N + n] = _rtg_last(r, nv, term, (T - 1) * N + n, gamma)
+    if n1 - n0 <= chunk:
+        for t in range(T - 2, -1, -1):
+            _rtg_span(r, nv, term, trunc, out, t * N + n0, n1 - n0, N, gamma)
+        return
+    for t in range(T - 2, -1, -1):
+        hi = n1
+        while hi > n0:
+            lo = max(n0, hi - chunk)
+            _rtg_span(r, nv, term, trunc, out, t * N + lo, hi - lo, N, gamma)
+            hi = lo
+
+
+cdef void _rtg_columns(const floating* r, const floating* nv,
+                       const unsigned char* term, const unsigned char* trunc, floating* out,
+                       Py_ssize_t T, Py_ssize_t N, floating gamma) noexcept nogil:
+    """One environment at a time, two time steps per iteration, as _gae_columns."""
+    cdef Py_ssize_t t, n, i, j, lo, hi
+    cdef floating G, b0, b1, c0, c1
+    for n in range(N):
+        out[(T - 1) * N + n] = _rtg_last(r, nv, term, (T - 1) * N + n, gamma)
+    hi = T - 1
+    while hi > 0:
+        lo = max(0, hi - COLUMN_BLOCK_ROWS)
+        for n in range(N):
+            G = out[hi * N + n]
+            t = hi - 1
+            while t > lo:
+                i = t * N + n
+                j = i - N
+                b1 = _rtg_b(r, nv, term, trunc, i, gamma)
+                c1 = gamma * (1 - (term[i] | trunc[i]))
+                b0 = _rtg_b(r, nv, term, trunc, j, gamma)
+                c0 = gamma * (1 - (term[j] | trunc[j]))
+                out[i] = b1 + c1 * G
+                G = (b0 + c0 * b1) + (c0 * c1) * G
+                out[j] = G
+                t -= 2
+            if t == lo:
+                i = t * N + n
+                out[i] = (_rtg_b(r, nv, term, trunc, i, gamma)
+                          + gamma * (1 - (term[i] | trunc[i])) * G)
+        hi = lo
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points: check shapes, pick the loop order, release the GIL.
+# --------------------------------------------------------------------------------------------
 
 cdef inline int _check_shape(object name, Py_ssize_t T, Py_ssize_t N, Py_ssize_t t2, Py_ssize_t n2) except -1:
     if t2 != T or n2 != N:
@@ -120,17 +246,29 @@ cdef inline int _check_shape(object name, Py_ssize_t T, Py_ssize_t N, Py_ssize_t
     return 0
 
 
-def gae(const floating[:, ::1] rewards, const floating[:, ::1] values,
-        const floating[:, ::1] next_values, const unsigned char[:, ::1] terminated,
-        const unsigned char[:, ::1] truncated, double gamma, double lam,
-        floating[:, ::1] out):
-    """Fill out (T, N) with GAE advantages. See minipg.returns.gae for the contract."""
+cdef inline Py_ssize_t _thread_block(Py_ssize_t N, int num_threads, Py_ssize_t chunk) except -1:
+    """Environments per thread: N split num_threads ways, rounded up to whole chunks."""
+    if not 1 <= num_threads <= 256:    # OpenMP aborts the process if it cannot start a thread
+        raise ValueError(f"num_threads must be between 1 and 256, got {num_threads}")
+    cdef Py_ssize_t block = (N + num_threads - 1) // num_threads
+    return (block + chunk - 1) // chunk * chunk
+
+
+def gae(const floating[:, ::1] rewards not None, const floating[:, ::1] values not None,
+        const floating[:, ::1] next_values not None, const unsigned char[:, ::1] terminated not None,
+        const unsigned char[:, ::1] truncated not None, double gamma, double lam,
+        floating[:, ::1] out not None, int num_threads=1):
+    """Fill out (T, N) with GAE advantages. See minipg.returns.gae for the contract.
+
+    num_threads > 1 splits the environments between OpenMP threads (row order only).
+    """
     cdef Py_ssize_t T = rewards.shape[0], N = rewards.shape[1]
     _check_shape("values", T, N, values.shape[0], values.shape[1])
     _check_shape("next_values", T, N, next_values.shape[0], next_values.shape[1])
     _check_shape("terminated", T, N, terminated.shape[0], terminated.shape[1])
     _check_shape("truncated", T, N, truncated.shape[0], truncated.shape[1])
     _check_shape("out", T, N, out.shape[0], out.shape[1])
+    cdef Py_ssize_t b, block = _thread_block(N, num_threads, ROW_CHUNK_BYTES // sizeof(floating))
     if T == 0 or N == 0:
         return
     cdef floating g = <floating>gamma, gl = <floating>(gamma * lam)
@@ -140,24 +278,24 @@ def gae(const floating[:, ::1] rewards, const floating[:, ::1] values,
     cdef const unsigned char* te = &terminated[0, 0]
     cdef const unsigned char* tr = &truncated[0, 0]
     cdef floating* o = &out[0, 0]
-    cdef Py_ssize_t b, nblocks, n0, n1
     with nogil:
-        if N >= PARALLEL_MIN_N and T * N >= PARALLEL_MIN_ELEMENTS:
-            nblocks = (N + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK
-            for b in prange(nblocks, schedule="static"):
-                n0 = b * PARALLEL_BLOCK
-                n1 = min(N, n0 + PARALLEL_BLOCK)
-                _gae_block(r, v, nv, te, tr, o, T, N, n0, n1, g, gl, False)
+        if N <= COLUMN_ORDER_MAX_N:
+            _gae_columns(r, v, nv, te, tr, o, T, N, g, gl)
+        elif num_threads > 1 and block < N:
+            for b in prange((N + block - 1) // block, num_threads=num_threads, schedule="static"):
+                _gae_rows(r, v, nv, te, tr, o, T, N, b * block, min(N, (b + 1) * block), g, gl)
         else:
-            _gae_block(r, v, nv, te, tr, o, T, N, 0, N, g, gl, N <= COLUMN_ORDER_MAX_N)
+            _gae_rows(r, v, nv, te, tr, o, T, N, 0, N, g, gl)
 
 
-def reward_to_go(const floating[:, ::1] rewards, const floating[:, ::1] next_values,
-                 bint has_next_values, const unsigned char[:, ::1] terminated,
-                 const unsigned char[:, ::1] truncated, double gamma, floating[:, ::1] out):
+def reward_to_go(const floating[:, ::1] rewards not None, const floating[:, ::1] next_values not None,
+                 bint has_next_values, const unsigned char[:, ::1] terminated not None,
+                 const unsigned char[:, ::1] truncated not None, double gamma, floating[:, ::1] out not None,
+                 int num_threads=1):
     """Fill out (T, N) with discounted reward-to-go. See minipg.returns.reward_to_go.
 
     When has_next_values is False, next_values is never read (pass rewards as a placeholder).
+    num_threads > 1 splits the environments between OpenMP threads (row order only).
     """
     cdef Py_ssize_t T = rewards.shape[0], N = rewards.shape[1]
     if has_next_values:
@@ -165,27 +303,25 @@ def reward_to_go(const floating[:, ::1] rewards, const floating[:, ::1] next_val
     _check_shape("terminated", T, N, terminated.shape[0], terminated.shape[1])
     _check_shape("truncated", T, N, truncated.shape[0], truncated.shape[1])
     _check_shape("out", T, N, out.shape[0], out.shape[1])
+    cdef Py_ssize_t b, block = _thread_block(N, num_threads, ROW_CHUNK_BYTES // sizeof(floating))
     if T == 0 or N == 0:
         return
     cdef floating g = <floating>gamma
     cdef const floating* r = &rewards[0, 0]
-    cdef const floating* nv = &next_values[0, 0]
+    cdef const floating* nv = &next_values[0, 0] if has_next_values else NULL
     cdef const unsigned char* te = &terminated[0, 0]
     cdef const unsigned char* tr = &truncated[0, 0]
     cdef floating* o = &out[0, 0]
-    cdef bint has_nv = has_next_values
-    cdef Py_ssize_t b, nblocks, n0, n1
     with nogil:
-        if N >= PARALLEL_MIN_N and T * N >= PARALLEL_MIN_ELEMENTS:
-            nblocks = (N + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK
-            for b in prange(nblocks, schedule="static"):
-                n0 = b * PARALLEL_BLOCK
-                n1 = min(N, n0 + PARALLEL_BLOCK)
-                _rtg_block(r, nv, has_nv, te, tr, o, T, N, n0, n1, g, False)
+        if N <= COLUMN_ORDER_MAX_N:
+            _rtg_columns(r, nv, te, tr, o, T, N, g)
+        elif num_threads > 1 and block < N:
+            for b in prange((N + block - 1) // block, num_threads=num_threads, schedule="static"):
+                _rtg_rows(r, nv, te, tr, o, T, N, b * block, min(N, (b + 1) * block), g)
         else:
-            _rtg_block(r, nv, has_nv, te, tr, o, T, N, 0, N, g, N <= COLUMN_ORDER_MAX_N)
+            _rtg_rows(r, nv, te, tr, o, T, N, 0, N, g)
 
 
 def openmp_enabled():
-    """True when the extension was compiled with OpenMP (threads over blocks of environments)."""
+    """True when the extension was compiled with OpenMP (num_threads > 1 can use threads)."""
     return bool(MINIPG_OPENMP)

@@ -21,6 +21,10 @@ at the last row, the value of the state the rollout stopped in (the bootstrap va
     gae:           delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t
                    A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1},              A_T = 0
 
+check_finite=True (the default) rejects NaN and inf in the inputs. With check_finite=False the
+arithmetic is IEEE and the flags multiply, exactly as written above: 0 * NaN is NaN, so a NaN
+reaches every earlier step of its environment, across episode ends (never other environments).
+
 The public functions validate their input, then call the compiled kernel (minipg._kernels). The
 functions `reward_to_go_reference` and `gae_reference` below are the same recurrences written
 as plain NumPy loops: read those to learn, the tests hold the kernels to them.
@@ -58,17 +62,14 @@ def reward_to_go_reference(rewards, terminated, truncated, gamma, next_values=No
     """G_t = r_t + gamma * ((1 - done_t) * G_{t+1} + boot_t * next_values_t); validated inputs."""
     T = rewards.shape[0]
     G = np.zeros_like(rewards)
-    G_next = np.zeros_like(rewards[0])                    # G_T = 0
+    G_next = np.zeros(rewards.shape[1:], rewards.dtype)   # G_T = 0
     for t in reversed(range(T)):
         done = terminated[t] | truncated[t]
-        if t == T - 1:
-            cut = np.ones_like(done)                      # the segment ends here either way
-        else:
-            cut = done
+        cut = done | (t == T - 1)                         # the segment also ends at the last row
         boot = cut & ~terminated[t]                       # bootstrap only where cut off, not terminal
-        future = np.where(done, 0.0, G_next).astype(rewards.dtype)
+        future = (~done).astype(rewards.dtype) * G_next
         if next_values is not None:
-            future = future + np.where(boot, next_values[t], 0.0).astype(rewards.dtype)
+            future = future + boot.astype(rewards.dtype) * next_values[t]
         G[t] = rewards[t] + gamma * future
         G_next = G[t]
     return G
@@ -78,7 +79,7 @@ def gae_reference(rewards, values, next_values, terminated, truncated, gamma, la
     """A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}; validated inputs."""
     T = rewards.shape[0]
     advantages = np.zeros_like(rewards)
-    A_next = np.zeros_like(rewards[0])                    # A_T = 0
+    A_next = np.zeros(rewards.shape[1:], rewards.dtype)   # A_T = 0
     for t in reversed(range(T)):
         nonterminal = (~terminated[t]).astype(rewards.dtype)
         not_done = (~(terminated[t] | truncated[t])).astype(rewards.dtype)
@@ -127,7 +128,7 @@ def _as_flags(name, x):
     if array.dtype.kind == "b":
         pass
     elif array.dtype.kind in "iu":
-        if array.size and not np.isin(array, (0, 1)).all():
+        if array.size and (array.min() < 0 or array.max() > 1):   # (np.isin is 250x slower)
             raise ValueError(f"{name} must hold only 0/1 (or bool); found other values")
         array = array != 0
     else:
@@ -155,7 +156,8 @@ def _check_same_shape(reference_shape, **arrays):
 
 
 def _as_2d(array):
-    return array.reshape(array.shape[0], -1) if array.ndim == 1 else array
+    """(T,) -> (T, 1), a view: the kernels only know (T, N). (reshape(T, -1) fails at T = 0.)"""
+    return array.reshape(-1, 1) if array.ndim == 1 else array
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,6 +184,8 @@ def reward_to_go(rewards, terminated, truncated, gamma, next_values=None, *, che
         arrays["next_values"] = next_values
     _check_same_shape(rewards.shape, **arrays)
 
+    if rewards.size == 0:                                 # T = 0 or N = 0: nothing to compute
+        return np.zeros_like(rewards)
     if _kernels is None:
         return reward_to_go_reference(rewards, terminated, truncated, gamma, next_values)
     out = np.empty_like(rewards)
@@ -211,6 +215,8 @@ def gae(rewards, values, next_values, terminated, truncated, gamma, lam, *, chec
     _check_same_shape(rewards.shape, values=values, next_values=next_values,
                       terminated=terminated, truncated=truncated)
 
+    if rewards.size == 0:
+        return np.zeros_like(rewards)
     if _kernels is None:
         return gae_reference(rewards, values, next_values, terminated, truncated, gamma, lam)
     out = np.empty_like(rewards)
