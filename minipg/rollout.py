@@ -28,6 +28,7 @@ Two traps live here, both from gymnasium's NEXT_STEP autoreset:
 from dataclasses import dataclass, field
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 
 @dataclass
@@ -68,6 +69,12 @@ class RolloutCollector:
     def __init__(self, env, policy, value_fn, num_steps, rng, seed=None):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        # The masks and bootstraps below are right for NEXT_STEP only; with SAME_STEP the final
+        # observation hides in `info` and no reset step exists, so they would be silently wrong.
+        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode != AutoresetMode.NEXT_STEP:
+            raise ValueError(f"env must use NEXT_STEP autoreset (gymnasium's default), got "
+                             f"autoreset_mode={mode}")
         self.env, self.policy, self.value_fn, self.rng = env, policy, value_fn, rng
         self.num_envs = env.num_envs
         obs_shape = env.single_observation_space.shape

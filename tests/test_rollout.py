@@ -163,3 +163,17 @@ def test_gaussian_stores_the_unclipped_sample_and_sends_the_clipped_copy():
 def test_without_a_value_function_values_are_zero():
     b = collector_for(make_env(), value_fn=None).collect()
     assert not b.values.any() and not b.next_values.any()
+
+
+def test_a_vector_env_with_same_step_autoreset_is_refused():
+    """SAME_STEP autoreset puts the final observation in `info` and has no reset step; the
+    masking here would be silently wrong, so the collector refuses it up front."""
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+
+    env = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync",
+                       vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    policy = CategoricalPolicy(4, 2, hidden_sizes=(8,), rng=0)
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        RolloutCollector(env, policy, None, 4, np.random.default_rng(0))
+    env.close()
