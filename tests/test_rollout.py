@@ -168,7 +168,6 @@ def test_without_a_value_function_values_are_zero():
 def test_a_vector_env_with_same_step_autoreset_is_refused():
     """SAME_STEP autoreset puts the final observation in `info` and has no reset step; the
     masking here would be silently wrong, so the collector refuses it up front."""
-    import gymnasium as gym
     from gymnasium.vector import AutoresetMode
 
     env = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync",
