@@ -296,7 +296,7 @@ def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi)
     complete[[0, 1, 2, 4, 5, 6], 0] = True
     complete[[0, 1, 3, 4, 6, 7], 1] = True
     np.testing.assert_array_equal(reinforce.complete_episodes(rollout), complete)
-    assert stats["episodes"] == 5
+    assert stats["batch_episodes"] == 5
 
     weights = independent_psi(rollout, psi, gamma)[complete]
     obs, actions = rollout.obs[complete], rollout.actions[complete]

@@ -219,3 +219,13 @@ def test_eval_episodes_are_returned_with_the_result(tmp_path):
     # CartPole pays +1 per step, and even the fastest fall (always pushing one way) lasts 8
     # steps from each of 4,000 seeded starts we tried: every return is at least 8.
     assert result.evaluation.shape == (3,) and (result.evaluation >= 8).all()
+
+
+def test_the_episode_count_in_the_log_is_cumulative(tmp_path):
+    """REINFORCE reports the episodes of each batch; the log's `episodes` column must still be
+    the running total (a per-update statistic must not overwrite it)."""
+    result = minipg.train("CartPole-v1", "reinforce", 3 * 4 * 128, 0, run_dir=str(tmp_path),
+                          num_envs=4, num_steps=128, log_every=-1)
+    per_batch = [record["batch_episodes"] for record in result.history]
+    assert [record["episodes"] for record in result.history] == list(np.cumsum(per_batch))
+    assert result.history[-1]["episodes"] > per_batch[-1]

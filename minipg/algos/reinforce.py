@@ -111,7 +111,7 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
                                                      num_episodes)
     entropy = float(dist.entropy().mean())
     policy_backward(policy, dist, b_actions, grad_log_prob, -config.ent_coef / len(b_obs))
-    stats = {"policy_loss": policy_loss, "entropy": entropy, "episodes": num_episodes}
+    stats = {"policy_loss": policy_loss, "entropy": entropy, "batch_episodes": num_episodes}
     if uses_critic(config):
         stats["value_loss"] = value_backward(value_fn, b_obs, G[mask], config.vf_coef)
     stats["grad_norm"] = optimizer_step(policy, value_fn if uses_critic(config) else None,
