@@ -22,6 +22,7 @@ from minipg.algos.common import (normalize, optimizer_step, policy_backward,
 from minipg.config import TrainConfig, check_range
 from minipg.returns import gae
 
+# Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
 COMPLETE_EPISODES = False
 
 

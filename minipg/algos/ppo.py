@@ -27,7 +27,7 @@ from minipg.algos.common import normalize, optimizer_step, policy_backward, valu
 from minipg.config import TrainConfig, check_positive_int, check_range
 from minipg.returns import gae
 
-# Rows of the rollout that are real transitions are trained on; reset steps are dropped here.
+# Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
 COMPLETE_EPISODES = False
 
 
