@@ -16,7 +16,6 @@ and the critic regresses on the lambda-returns A_i + V(s_i) (also a mean over st
 import math
 from dataclasses import dataclass
 
-
 from minipg.algos.common import (normalize, optimizer_step, policy_backward,
                                  score_function_loss, value_backward)
 from minipg.config import TrainConfig, check_range
