@@ -118,10 +118,13 @@ def make_config(config_class, **values):
     return config
 
 
+def config_from_dict(config_class, values):
+    """The config saved by to_json, once parsed (JSON turned the hidden_sizes tuple into a list)."""
+    return config_class(**{**values, "hidden_sizes": tuple(values["hidden_sizes"])})
+
+
 def config_from_json(config_class, text):
-    values = json.loads(text)
-    values["hidden_sizes"] = tuple(values["hidden_sizes"])
-    return config_class(**values)
+    return config_from_dict(config_class, json.loads(text))
 
 
 def field_docs(config_class):

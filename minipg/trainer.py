@@ -23,8 +23,8 @@ from threadpoolctl import threadpool_limits
 
 from minipg import policies
 from minipg.algos import a2c, ppo, reinforce
-from minipg.algos.common import first_non_finite
-from minipg.config import config_from_json, make_config
+from minipg.algos.common import raise_if_non_finite
+from minipg.config import config_from_dict, make_config
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import RolloutCollector
 
@@ -144,15 +144,16 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
                 if value_optim is not None:
                     value_optim.learning_rate = learning_rate
                 rollout = collector.collect(reset=module.COMPLETE_EPISODES)
-                context = f"at iteration {iteration} (env step {collector.global_step})"
-                _raise_if_non_finite(context, rewards=rollout.rewards, values=rollout.values,
-                                     next_values=rollout.next_values, log_prob=rollout.log_prob)
                 try:
+                    raise_if_non_finite(rewards=rollout.rewards, values=rollout.values,
+                                        next_values=rollout.next_values, log_prob=rollout.log_prob)
                     stats = module.update(rollout, policy, value_fn, policy_optim, value_optim,
                                           config, update_rng)
-                except FloatingPointError as error:     # named by optimizer_step
-                    raise FloatingPointError(f"{error} {context}; {_ADVICE}") from None
-                _raise_if_non_finite(context, **{f"loss {k}": v for k, v in stats.items()})
+                    raise_if_non_finite(**{f"loss {k}": v for k, v in stats.items()})
+                except FloatingPointError as error:   # the rollout, a network (optimizer_step),
+                    raise FloatingPointError(          # or a loss: say when it happened
+                        f"{error} at iteration {iteration} (env step {collector.global_step}); "
+                        "try a lower learning_rate or max_grad_norm") from None
                 train_seconds += time.perf_counter() - start
 
                 recent_returns.extend(rollout.episode_returns)
@@ -189,15 +190,6 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
         print(f"evaluation over {config.eval_episodes} episodes of the stochastic policy: "
               f"{result.evaluation.mean():.1f} +- {result.evaluation.std():.1f}")
     return result
-
-
-_ADVICE = "try a lower learning_rate or max_grad_norm"
-
-
-def _raise_if_non_finite(context, **arrays):
-    where = first_non_finite(**arrays)
-    if where is not None:
-        raise FloatingPointError(f"non-finite value first seen in {where} {context}; {_ADVICE}")
 
 
 def _mean(values):
@@ -245,7 +237,7 @@ def load_config(path):
     """The training config saved in a checkpoint."""
     with np.load(path) as data:
         values = json.loads(str(data["config"]))
-    return config_from_json(ALGOS[values["algo"]].Config, json.dumps(values))
+    return config_from_dict(ALGOS[values["algo"]].Config, values)
 
 
 def evaluate(policy, env_id, episodes, seed=0, deterministic=False, rng=None):

@@ -84,7 +84,7 @@ def optimizer_step(policy, value_fn, policy_optim, value_optim, max_grad_norm):
     naming the network: training stops where the trouble first appeared.
     """
     networks = {"policy": policy} if value_fn is None else {"policy": policy, "value": value_fn}
-    _raise_if_non_finite({f"{name} gradient": net.grads for name, net in networks.items()})
+    raise_if_non_finite(**{f"{name} gradient": net.grads for name, net in networks.items()})
     grads = [net.grads for net in networks.values()]
     if max_grad_norm > 0:
         norm = clip_grad_norm(grads, max_grad_norm)
@@ -94,13 +94,14 @@ def optimizer_step(policy, value_fn, policy_optim, value_optim, max_grad_norm):
     if value_fn is not None:
         value_optim.step(value_fn.grads)
     # In the dtype the network computes in: a float64 weight of 1e300 is finite, its float32
-    # copy is not.
-    _raise_if_non_finite({f"{name} parameters": net.params.astype(net.net.dtype)
-                          for name, net in networks.items()})
+    # copy is not. (copy=False: no copy for float64 networks.)
+    raise_if_non_finite(**{f"{name} parameters": net.params.astype(net.net.dtype, copy=False)
+                           for name, net in networks.items()})
     return norm
 
 
-def _raise_if_non_finite(arrays):
+def raise_if_non_finite(**arrays):
+    """FloatingPointError naming the first array (in the order given) holding a NaN or inf."""
     where = first_non_finite(**arrays)
     if where is not None:
         raise FloatingPointError(f"non-finite value first seen in {where}")
