@@ -182,6 +182,17 @@ def fresh_networks(policy, value_fn):
     return from_state(policy.state()), from_state(value_fn.state())
 
 
+def expected_advantages_and_targets(rollout, gamma, lam):
+    """What A2C and PPO should train on, from the NumPy reference: the GAE advantages of the real
+    transitions, normalised over the batch, and the value targets A + V."""
+    m = rollout.mask
+    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                      rollout.truncated, gamma, lam)
+    targets = (A + rollout.values)[m]
+    A = A[m]
+    return (A - A.mean()) / (A.std() + 1e-8), targets
+
+
 def test_a2c_update_steps_with_the_gradient_of_its_documented_loss():
     rollout, policy0, value0 = toy_rollout()
     config = make_config(a2c.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
@@ -191,11 +202,7 @@ def test_a2c_update_steps_with_the_gradient_of_its_documented_loss():
     a2c.update(rollout, policy, value_fn, p_opt, v_opt, config, np.random.default_rng(0))
 
     m = rollout.mask
-    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                      rollout.truncated, 0.9, 0.8)
-    targets = (A + rollout.values)[m]
-    A = A[m]
-    A = (A - A.mean()) / (A.std() + 1e-8)
+    A, targets = expected_advantages_and_targets(rollout, 0.9, 0.8)
     obs, actions = rollout.obs[m], rollout.actions[m]
     assert len(obs) == m.sum() < rollout.mask.size          # the reset rows are not in it
 
@@ -222,11 +229,7 @@ def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_
     ppo.update(rollout, policy, value_fn, p_opt, v_opt, config, np.random.default_rng(0))
 
     m = rollout.mask
-    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                      rollout.truncated, 0.9, 0.8)
-    targets = (A + rollout.values)[m]
-    A = A[m]
-    A = (A - A.mean()) / (A.std() + 1e-8)
+    A, targets = expected_advantages_and_targets(rollout, 0.9, 0.8)
     obs, actions, old_log_prob = rollout.obs[m], rollout.actions[m], rollout.log_prob[m]
 
     def policy_loss():
