@@ -8,8 +8,16 @@ IndexError instead of reading stray memory):
 
 OpenMP is used when the compiler supports it (the loop over blocks of environments at large N
 runs on several threads); without it Cython's prange compiles to the same loop run serially.
+
+Two builds of the same kernels. `minipg._kernels` is compiled for the baseline of the machine's
+architecture (on x86-64: SSE2, two doubles or four floats per instruction), so it runs on any CPU
+of that architecture. On x86-64, `minipg._kernels_avx2` (ext/_kernels_avx2.pyx, which includes
+_kernels.pyx) is the same source compiled with AVX2 and FMA: twice as many elements per
+instruction. minipg.returns uses it when the CPU can run it, checked at import (NumPy dispatches
+its own loops the same way). Set MINIPG_NO_AVX2=1 to build the baseline only.
 """
 import os
+import platform
 import sys
 import tempfile
 import subprocess
@@ -38,6 +46,26 @@ def compiler_has_openmp() -> bool:
         return result.returncode == 0
 
 
+def compiler_accepts(flags) -> bool:
+    """Compile an empty C file with these flags; False on any failure."""
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "empty.c")
+        with open(src, "w") as f:
+            f.write("int main(void){return 0;}\n")
+        try:
+            result = subprocess.run([cc, *flags, "-c", src, "-o", os.path.join(tmp, "empty.o")],
+                                    capture_output=True)
+        except OSError:
+            return False
+        return result.returncode == 0
+
+
+AVX2_FLAGS = ["-mavx2", "-mfma"]
+build_avx2 = (platform.machine().lower() in ("x86_64", "amd64")
+              and sys.platform != "win32"
+              and os.environ.get("MINIPG_NO_AVX2", "") in ("", "0")
+              and compiler_accepts(AVX2_FLAGS))
 openmp = compiler_has_openmp()
 compile_args = ["-O3"] if not DEBUG else ["-O0", "-g"]
 link_args = []
@@ -54,18 +82,26 @@ directives = {
     "nonecheck": False,
 }
 
-extension = Extension(
-    "minipg._kernels",
-    sources=["ext/_kernels.pyx"],
-    include_dirs=[np.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=compile_args,
-    extra_link_args=link_args,
-)
+
+
+def kernels_extension(name, extra_flags=()):
+    return Extension(
+        f"minipg.{name}",
+        sources=[f"ext/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args + list(extra_flags),
+        extra_link_args=link_args,
+    )
+
+
+extensions = [kernels_extension("_kernels")]
+if build_avx2:
+    extensions.append(kernels_extension("_kernels_avx2", AVX2_FLAGS))
 
 setup(
     ext_modules=cythonize(
-        [extension],
+        extensions,
         compiler_directives=directives,
     ),
 )

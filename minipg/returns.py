@@ -25,8 +25,9 @@ check_finite=True (the default) rejects NaN and inf in the inputs. With check_fi
 arithmetic is IEEE and the flags multiply, exactly as written above: 0 * NaN is NaN, so a NaN
 reaches every earlier step of its environment, across episode ends (never other environments).
 
-The public functions validate their input, then call the compiled kernel (minipg._kernels). The
-functions `reward_to_go_reference` and `gae_reference` below are the same recurrences written
+The public functions validate their input, then call the compiled kernel: minipg._kernels, or
+on x86-64 CPUs with AVX2 the same source compiled for AVX2 (minipg._kernels_avx2; KERNELS says
+which, MINIPG_KERNELS=baseline forces the other). The functions `reward_to_go_reference` and `gae_reference` below are the same recurrences written
 as plain NumPy loops: read those to learn, the tests hold the kernels to them.
 """
 import numbers
@@ -34,24 +35,50 @@ import os
 
 import numpy as np
 
+_BUILD_HINT = (
+    "Install the package with `pip install .` (or `pip install -e .` for development) so that "
+    "Cython compiles ext/_kernels.pyx. If you are running from the repository root after a plain "
+    "`pip install .`, Python imports the source tree, which has no compiled module: use "
+    "`pip install -e .` or run from another directory. To use the slow NumPy reference on "
+    "purpose, set MINIPG_PURE_NUMPY=1."
+)
+
+
+def _load_kernels(choice):
+    """The compiled kernels for this CPU. choice (MINIPG_KERNELS): "auto" takes the AVX2 build
+    when it exists and the CPU runs AVX2 and FMA, else the baseline build; "baseline" or "avx2"
+    insist on one (an error if it cannot run here)."""
+    if choice not in ("auto", "baseline", "avx2"):
+        raise ValueError(f"MINIPG_KERNELS must be auto, baseline or avx2, got {choice!r}")
+    try:
+        from minipg import _kernels as baseline
+    except ImportError as error:  # pragma: no cover - exercised by building without the extension
+        raise ImportError("minipg's compiled kernels (minipg._kernels) are not built. "
+                          + _BUILD_HINT) from error
+    if choice == "baseline":
+        return baseline
+    try:
+        from minipg import _kernels_avx2 as avx2
+    except ImportError:
+        avx2 = None                      # not x86-64, or built with MINIPG_NO_AVX2=1
+    runs_here = avx2 is not None and baseline.cpu_has_avx2()
+    if choice == "avx2" and not runs_here:
+        raise ImportError("MINIPG_KERNELS=avx2, but "
+                          + ("this CPU cannot run AVX2 and FMA instructions" if avx2 is not None
+                             else "minipg._kernels_avx2 was not built (x86-64 only)"))
+    return avx2 if runs_here else baseline
+
+
 if os.environ.get("MINIPG_PURE_NUMPY", "") not in ("", "0"):
     _kernels = None
     BACKEND = "numpy"
+    KERNELS = None
 else:
-    try:
-        from minipg import _kernels
-    except ImportError as error:  # pragma: no cover - exercised by building without the extension
-        raise ImportError(
-            "minipg's compiled kernels (minipg._kernels) are not built. Install the package with "
-            "`pip install .` (or `pip install -e .` for development) so that Cython compiles "
-            "ext/_kernels.pyx. If you are running from the repository root after a plain "
-            "`pip install .`, Python imports the source tree, which has no compiled module: use "
-            "`pip install -e .` or run from another directory. To use the slow NumPy reference "
-            "on purpose, set MINIPG_PURE_NUMPY=1."
-        ) from error
+    _kernels = _load_kernels(os.environ.get("MINIPG_KERNELS", "auto"))
     BACKEND = "cython"
+    KERNELS = _kernels.instruction_set()     # "avx2" or "baseline"
 
-__all__ = ["reward_to_go", "gae", "reward_to_go_reference", "gae_reference", "BACKEND"]
+__all__ = ["reward_to_go", "gae", "reward_to_go_reference", "gae_reference", "BACKEND", "KERNELS"]
 
 
 # --------------------------------------------------------------------------------------------

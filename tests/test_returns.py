@@ -11,6 +11,7 @@ reference on random rollouts (and on the shapes that select each loop order insi
 the two identities that tie GAE to reward-to-go; input layouts and dtypes; every bad input; the
 backend switch; the raw kernel functions.
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -26,6 +27,40 @@ import minipg.returns as R
 from minipg import _kernels
 
 PROPERTY = settings(max_examples=60, derandomize=True, deadline=None, database=None)
+
+
+def _kernel_builds_that_run_here():
+    """The baseline build always; the AVX2 build when it was built and this CPU can run it."""
+    builds = {"baseline": _kernels}
+    try:
+        from minipg import _kernels_avx2
+    except ImportError:
+        return builds
+    if _kernels.cpu_has_avx2():
+        builds["avx2"] = _kernels_avx2
+    return builds
+
+
+# Every test that compares the compiled kernels with the reference runs on each build: the two
+# are one source, but compiled differently, and each picks its own loop order at some shapes.
+KERNEL_BUILDS = _kernel_builds_that_run_here()
+
+
+@contextlib.contextmanager
+def kernels_in_use(module):
+    """The public functions call `module` inside the block."""
+    saved, R._kernels = R._kernels, module
+    try:
+        yield
+    finally:
+        R._kernels = saved
+
+
+@pytest.fixture(params=list(KERNEL_BUILDS))
+def kernels(request):
+    """Each kernel build in turn, also behind the public functions."""
+    with kernels_in_use(KERNEL_BUILDS[request.param]):
+        yield KERNEL_BUILDS[request.param]
 
 def _reference_reward_to_go(rewards, terminated, truncated, gamma, next_values=None):
     """The NumPy reference, called like the public function (it expects validated arrays)."""
@@ -170,7 +205,7 @@ def test_episode_end_in_the_middle_of_a_two_env_rollout(impl):
 rollout_params = dict(
     seed=st.integers(0, 2**32 - 1),
     T=st.integers(0, 40),
-    N=st.one_of(st.none(), st.integers(1, 9)),           # None: a 1-d (T,) rollout
+    N=st.one_of(st.none(), st.integers(1, 40)),          # None: a 1-d (T,) rollout
     dtype=st.sampled_from([np.float32, np.float64]),
     p_end=st.sampled_from([0.0, 0.05, 0.3, 1.0]),
     gamma=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)),
@@ -182,16 +217,21 @@ rollout_params = dict(
 @given(**rollout_params)
 def test_compiled_matches_reference_on_random_rollouts(seed, T, N, dtype, p_end, gamma, lam):
     ro = rollout(seed, T, N, dtype, p_terminated=p_end, p_truncated=p_end / 2)
-    assert_close(compiled_gae(ro, gamma, lam), reference_gae(ro, gamma, lam))
-    assert_close(compiled_rtg(ro, gamma), reference_rtg(ro, gamma))
-    assert_close(compiled_rtg(ro, gamma, with_next_values=False),
-                 reference_rtg(ro, gamma, with_next_values=False))
+    for module in KERNEL_BUILDS.values():
+        with kernels_in_use(module):
+            assert_close(compiled_gae(ro, gamma, lam), reference_gae(ro, gamma, lam))
+            assert_close(compiled_rtg(ro, gamma), reference_rtg(ro, gamma))
+            assert_close(compiled_rtg(ro, gamma, with_next_values=False),
+                         reference_rtg(ro, gamma, with_next_values=False))
 
 
 # The kernel picks its loop by shape: one scalar recursion per column for N <= 4 (in blocks of
-# 4096 rows, two time steps per iteration, so odd and even counts matter), and rows in chunks of
-# 256 bytes (32 float64 or 64 float32 environments) otherwise. These shapes cross every seam.
+# 4096 rows, two time steps per iteration, so odd and even counts matter); groups of 8
+# environments for 8 <= N <= 15 (baseline build) or 31 (AVX2 build), in blocks of 1024 // N rows,
+# the last group overlapping when 8 does not divide N; rows in chunks of 256 bytes (32 float64
+# or 64 float32 environments) otherwise. These shapes cross every seam.
 LOOP_SHAPES = [(1, 1), (2, 1), (5, 2), (6, 3), (7, 4), (4097, 1), (8200, 3), (50, 5), (40, 8),
+               (300, 8), (300, 13), (1, 9), (100, 15), (70, 16), (100, 23), (100, 31),
                (30, 32), (30, 33), (20, 64), (20, 65), (11, 100), (9, 300)]
 
 
@@ -199,7 +239,7 @@ LOOP_SHAPES = [(1, 1), (2, 1), (5, 2), (6, 3), (7, 4), (4097, 1), (8200, 3), (50
 @pytest.mark.parametrize("T, N, dtype", [(T, N, dtype) for T, N in LOOP_SHAPES
                                          for dtype in (np.float32, np.float64)
                                          if T <= 1000 or dtype == np.float64])
-def test_every_loop_order_matches_reference(T, N, dtype):
+def test_every_loop_order_matches_reference(kernels, T, N, dtype):
     ro = rollout(T * 1000 + N, T, N, dtype, p_terminated=0.02, p_truncated=0.01)
     assert_close(compiled_gae(ro, 0.99, 0.95), reference_gae(ro, 0.99, 0.95))
     assert_close(compiled_rtg(ro, 0.99), reference_rtg(ro, 0.99))
@@ -455,9 +495,41 @@ def test_gae_next_values_is_required():
 # 6. The backend switch
 # ============================================================================================
 
-def test_normal_import_uses_the_compiled_kernels():
+def test_normal_import_uses_the_fastest_build_this_cpu_runs():
     assert R.BACKEND == "cython"
-    assert R._kernels is _kernels
+    expected = "avx2" if "avx2" in KERNEL_BUILDS else "baseline"
+    assert R.KERNELS == expected
+    assert R._kernels is KERNEL_BUILDS[expected]
+    assert R._kernels.instruction_set() == expected
+
+
+def _import_returns_with(env_value, tmp_path):
+    script = "import minipg.returns as R; print(R.BACKEND, R.KERNELS)"
+    env = dict(os.environ, MINIPG_KERNELS=env_value)
+    return subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_minipg_kernels_baseline_forces_the_baseline_build(tmp_path):
+    done = _import_returns_with("baseline", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cython", "baseline"]
+
+
+def test_minipg_kernels_avx2_is_the_avx2_build_or_a_clear_error(tmp_path):
+    done = _import_returns_with("avx2", tmp_path)
+    if "avx2" in KERNEL_BUILDS:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["cython", "avx2"]
+    else:                                  # not x86-64, not built, or the CPU lacks AVX2
+        assert done.returncode != 0
+        assert "ImportError: MINIPG_KERNELS=avx2, but" in done.stderr
+
+
+def test_minipg_kernels_rejects_unknown_values(tmp_path):
+    done = _import_returns_with("sse9", tmp_path)
+    assert done.returncode != 0
+    assert "MINIPG_KERNELS must be auto, baseline or avx2, got 'sse9'" in done.stderr
 
 
 def test_pure_numpy_backend_in_a_subprocess(tmp_path):
@@ -496,67 +568,67 @@ def _kernel_args(T=6, N=5, dtype=np.float64):
 @pytest.mark.parametrize("position, name", [(1, "values"), (2, "next_values"),
                                             (3, "terminated"), (4, "truncated"), (7, "out")])
 @pytest.mark.parametrize("bad_shape", [(5, 5), (6, 4), (7, 5), (0, 0)])
-def test_kernel_gae_rejects_mismatched_shapes(position, name, bad_shape):
+def test_kernel_gae_rejects_mismatched_shapes(kernels, position, name, bad_shape):
     r, v, nv, te, tr = _kernel_args()
     args = [r, v, nv, te, tr, 0.9, 0.9, np.empty_like(r)]
     dtype = np.uint8 if name in ("terminated", "truncated") else np.float64
     args[position] = np.zeros(bad_shape, dtype)
     with pytest.raises(ValueError, match=f"^{name} has shape"):
-        _kernels.gae(*args)
+        kernels.gae(*args)
 
 
 @pytest.mark.parametrize("position, name", [(1, "next_values"), (3, "terminated"),
                                             (4, "truncated"), (6, "out")])
-def test_kernel_reward_to_go_rejects_mismatched_shapes(position, name):
+def test_kernel_reward_to_go_rejects_mismatched_shapes(kernels, position, name):
     r, _, nv, te, tr = _kernel_args()
     args = [r, nv, True, te, tr, 0.9, np.empty_like(r)]
     args[position] = np.zeros((3, 5), np.uint8 if name in ("terminated", "truncated") else np.float64)
     with pytest.raises(ValueError, match=f"^{name} has shape"):
-        _kernels.reward_to_go(*args)
+        kernels.reward_to_go(*args)
 
 
-def test_kernel_rejects_what_it_cannot_read():
+def test_kernel_rejects_what_it_cannot_read(kernels):
     r, v, nv, te, tr = _kernel_args()
     out = np.empty_like(r)
     with pytest.raises(TypeError):                                   # None is not an array
-        _kernels.gae(r, v, None, te, tr, 0.9, 0.9, out)
+        kernels.gae(r, v, None, te, tr, 0.9, 0.9, out)
     with pytest.raises(ValueError):                                  # not C-contiguous
-        _kernels.gae(r, v, np.asfortranarray(nv), te, tr, 0.9, 0.9, out)
+        kernels.gae(r, v, np.asfortranarray(nv), te, tr, 0.9, 0.9, out)
     with pytest.raises((TypeError, ValueError)):                     # mixed float dtypes
-        _kernels.gae(r, v, nv, te, tr, 0.9, 0.9, out.astype(np.float32))
+        kernels.gae(r, v, nv, te, tr, 0.9, 0.9, out.astype(np.float32))
     with pytest.raises(ValueError):                                  # read-only output
         readonly = np.empty_like(r)
         readonly.flags.writeable = False
-        _kernels.gae(r, v, nv, te, tr, 0.9, 0.9, readonly)
+        kernels.gae(r, v, nv, te, tr, 0.9, 0.9, readonly)
     for num_threads in (0, -1, 257):
         with pytest.raises(ValueError, match="num_threads"):
-            _kernels.gae(r, v, nv, te, tr, 0.9, 0.9, out, num_threads)
+            kernels.gae(r, v, nv, te, tr, 0.9, 0.9, out, num_threads)
 
 
 @pytest.mark.parametrize("T, N", [(30, 5), (50, 40), (20, 300), (3, 1000)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernel_threads_give_the_serial_result(T, N, dtype):
+def test_kernel_threads_give_the_serial_result(kernels, T, N, dtype):
     r, v, nv, te, tr = _kernel_args(T, N, dtype)
     serial, threaded = np.empty_like(r), np.empty_like(r)
-    _kernels.gae(r, v, nv, te, tr, 0.99, 0.95, serial)
-    _kernels.gae(r, v, nv, te, tr, 0.99, 0.95, threaded, 2)
+    kernels.gae(r, v, nv, te, tr, 0.99, 0.95, serial)
+    kernels.gae(r, v, nv, te, tr, 0.99, 0.95, threaded, 2)
     np.testing.assert_array_equal(threaded, serial)          # environments are independent
-    _kernels.reward_to_go(r, nv, True, te, tr, 0.99, serial)
-    _kernels.reward_to_go(r, nv, True, te, tr, 0.99, threaded, 3)
+    kernels.reward_to_go(r, nv, True, te, tr, 0.99, serial)
+    kernels.reward_to_go(r, nv, True, te, tr, 0.99, threaded, 3)
     np.testing.assert_array_equal(threaded, serial)
 
 
-def test_kernel_reads_bool_flags_as_their_bytes():
+def test_kernel_reads_bool_flags_as_their_bytes(kernels):
     r, v, nv, te, tr = _kernel_args()
     from_uint8, from_bool = np.empty_like(r), np.empty_like(r)
-    _kernels.gae(r, v, nv, te, tr, 0.9, 0.9, from_uint8)
-    _kernels.gae(r, v, nv, te.view(bool), tr.view(bool), 0.9, 0.9, from_bool)
+    kernels.gae(r, v, nv, te, tr, 0.9, 0.9, from_uint8)
+    kernels.gae(r, v, nv, te.view(bool), tr.view(bool), 0.9, 0.9, from_bool)
     np.testing.assert_array_equal(from_bool, from_uint8)
 
 
-def test_kernel_ignores_next_values_shape_when_not_used():
+def test_kernel_ignores_next_values_shape_when_not_used(kernels):
     r, _, _, te, tr = _kernel_args()
     out = np.empty_like(r)
-    _kernels.reward_to_go(r, np.zeros((1, 1)), False, te, tr, 0.9, out)   # placeholder
+    kernels.reward_to_go(r, np.zeros((1, 1)), False, te, tr, 0.9, out)   # placeholder
     expected = R.reward_to_go(r, te.view(bool), tr.view(bool), 0.9)
     np.testing.assert_array_equal(out, expected)
