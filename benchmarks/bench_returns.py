@@ -5,7 +5,10 @@
 For GAE and for reward-to-go (with bootstrap values) over (T, N) rollouts, in float64 and
 float32, the table gives nanoseconds per element (T * N elements) for:
 
-  compiled  the Cython kernel called directly, output preallocated (minipg._kernels)
+  compiled  the Cython kernel called directly, output preallocated: the build minipg.returns
+            uses on this CPU (minipg._kernels_avx2 on x86-64 with AVX2, else minipg._kernels)
+  baseline  the same kernel from the baseline build (minipg._kernels, SSE2 on x86-64), which
+            runs on every CPU of the architecture; equal to `compiled` when that is the one used
   public    minipg.returns.gae / reward_to_go: input checks (check_finite=True), a fresh output
   ref       the NumPy reference in minipg/returns.py (a Python loop over t)
   loop      the usual pure-Python approach, written below the way PyTorch PPO implementations
@@ -38,7 +41,9 @@ import time
 import numpy as np
 
 import minipg.returns as R
-from minipg import _kernels
+from minipg import _kernels as baseline_kernels
+
+_kernels = R._kernels            # the build the public functions use here
 
 try:
     from scipy.signal import lfilter
@@ -177,6 +182,7 @@ def measure(T, N, dtype, episode_length):
 
     gae = {
         "compiled": per(best_time(lambda: _kernels.gae(r, v, nv, te8, tr8, GAMMA, LAM, out))),
+        "baseline": per(best_time(lambda: baseline_kernels.gae(r, v, nv, te8, tr8, GAMMA, LAM, out))),
         "public": per(best_time(lambda: R.gae(r, v, nv, te, tr, GAMMA, LAM))),
         "ref": per(best_time(lambda: R.gae_reference(r[:Tp], v[:Tp], nv[:Tp], te[:Tp], tr[:Tp], GAMMA, LAM),
                              min_runs=2), Tp),
@@ -186,6 +192,8 @@ def measure(T, N, dtype, episode_length):
     }
     rtg = {
         "compiled": per(best_time(lambda: _kernels.reward_to_go(r, nv, True, te8, tr8, GAMMA, out))),
+        "baseline": per(best_time(lambda: baseline_kernels.reward_to_go(r, nv, True, te8, tr8, GAMMA,
+                                                                        out))),
         "public": per(best_time(lambda: R.reward_to_go(r, te, tr, GAMMA, next_values=nv))),
         "ref": per(best_time(lambda: R.reward_to_go_reference(r[:Tp], te[:Tp], tr[:Tp], GAMMA, nv[:Tp]),
                              min_runs=2), Tp),
@@ -221,11 +229,12 @@ def main():
     started = time.perf_counter()
 
     print(f"minipg return kernels: ns per element, best of k; mean episode length {L:g}; "
-          f"OpenMP compiled in: {_kernels.openmp_enabled()} (threads off by default)")
+          f"kernel build in use: {R.KERNELS}; OpenMP compiled in: {_kernels.openmp_enabled()} "
+          f"(threads off by default)")
     if lfilter is None:
         print("scipy is not installed: the lfilter column and its target are skipped "
               "(pip install scipy).")
-    header = (f"{'T':>6} {'N':>5} {'dtype':7} {'kernel':6} | {'compiled':>8} {'public':>7} "
+    header = (f"{'T':>6} {'N':>5} {'dtype':7} {'kernel':6} | {'compiled':>8} {'baseline':>8} {'public':>7} "
               f"{'ref':>7} {'loop':>7} {'lfilter':>7} {'floor':>6} | {'loop/comp':>9} "
               f"{'comp/floor':>10} {'lfilt/comp':>10}")
     print(header)
@@ -239,7 +248,7 @@ def main():
                 lf = m.get("lfilter")
                 star = "*" if prefix else " "
                 print(f"{T:>6} {N:>5} {np.dtype(dtype).name:7} {kernel:6} | {fmt(c):>8} "
-                      f"{fmt(m['public']):>7} {fmt(m['ref']) + star:>7} {fmt(m['loop']) + star:>7} "
+                      f"{fmt(m['baseline']):>8} {fmt(m['public']):>7} {fmt(m['ref']) + star:>7} {fmt(m['loop']) + star:>7} "
                       f"{fmt(lf):>7} {fmt(m['floor']):>6} | {m['loop'] / c:>8.0f}x "
                       f"{c / m['floor']:>9.2f}x {'-' if lf is None else f'{lf / c:.0f}x':>10}")
                 name = f"{kernel} {np.dtype(dtype).name} ({T}, {N})"

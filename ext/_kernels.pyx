@@ -92,9 +92,11 @@ cdef Py_ssize_t COLUMN_BLOCK_ROWS = 4096
 # 1.05 vs 1.4, (4096, 1024) 1.05 vs 2.2, (16384, 64) 0.85 vs 3.8. 512-byte chunks fall off a
 # cliff (4 ns: long ascending runs train the prefetcher upwards); 128 bytes is a little slower.
 cdef Py_ssize_t ROW_CHUNK_BYTES = 256
-# Group order: GROUP environments advance together, from N = GROUP up to GROUP_ORDER_MAX_N. Rows
-# of 8 float64, ns per element, baseline build: rows 0.95-1.09, groups 0.67; at N = 16 rows win
-# (0.50 vs 0.67). With AVX2 the groups run twice as wide and win up to N = 31 (see below).
+# Group order: GROUP environments advance together, from N = GROUP up to GROUP_ORDER_MAX_N.
+# ns per element float32/float64, reward-to-go, T*N = 16k (benchmarks/README.md has the table):
+#   baseline build  N = 8: rows 0.82/0.89, groups 0.49/0.63;  N = 16: rows 0.38/0.50, groups 0.46/0.62
+#   AVX2 build      N = 8: rows 0.90/1.05, groups 0.30/0.44;  N = 31: rows 0.64/0.67, groups 0.28/0.46
+#                   N = 32: rows 0.21/0.34, groups 0.25/0.42 (whole vectors again: rows win)
 cdef enum:
     GROUP = 8
     COEFFICIENT_BLOCK = 1024     # elements of b and of c per pass: 16 kB of float64 scratch
