@@ -18,16 +18,22 @@ as multiplications by 0 or 1, as in the equations, not as branches: that is what
 compiler turn the inner loops into SIMD code. Under IEEE arithmetic 0 * NaN is NaN, so with
 check_finite=False a NaN can spread past an episode boundary; the NumPy reference does the same.
 
+Two builds. setup.py compiles this file twice on x86-64: minipg._kernels for any x86-64 CPU
+(SSE2) and minipg._kernels_avx2 with AVX2 and FMA, which minipg.returns uses when the CPU has
+them. The code is the same; only GROUP_ORDER_MAX_N differs (the tables that chose it are in
+benchmarks/README.md), and with FMA the compiler fuses some multiply-adds, so the two builds
+agree to rounding, not bit for bit.
+
 Loop order. The recurrence runs backwards in time and is independent across environments.
-- Row order (t outer, backwards; n inner), for N > COLUMN_ORDER_MAX_N. The inner loop runs over
-  one row of every array and the compiler vectorises it; x_{t+1} is the row just written, still
-  in cache. Each row is walked in chunks of ROW_CHUNK_BYTES, top chunk first, so that the memory
+- Row order (t outer, backwards; n inner), for every N the two orders below do not take. The
+  inner loop runs over one row of every array and the compiler vectorises it; x_{t+1} is the
+  row just written, still in cache. Each row is walked in chunks of ROW_CHUNK_BYTES, top chunk first, so that the memory
   system sees every array read in one downward sweep. The hardware prefetcher follows a monotone
   stream; it does not follow "up one row, jump back two rows", which is what a plain ascending
   inner loop produces, and which costs 1.3-4.5x once a rollout no longer fits in the cache.
-- Group order, for GROUP <= N <= GROUP_ORDER_MAX_N: rows of 8 to 30 elements are too short for
-  row order, whose every row waits for the row below it to be stored and loaded again (a chain
-  through memory of about 5 ns per row, whatever N is). Group order keeps x_{t+1} of GROUP = 8
+- Group order, for GROUP <= N <= GROUP_ORDER_MAX_N (15, or 31 in the AVX2 build): rows of 8 to
+  31 elements are too short for row order, whose every row waits for the row below it to be
+  stored and loaded again (a chain through memory of about 5 ns per row, whatever N is). Group order keeps x_{t+1} of GROUP = 8
   environments in registers and walks them down the whole block of rows, then takes the next 8
   (the last group overlaps the one before it when GROUP does not divide N: it recomputes the
   same numbers). It runs in two passes over a block of rows: first the coefficients b_t and c_t
