@@ -26,46 +26,44 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-DEBUG = os.environ.get("MINIPG_DEBUG_KERNELS", "") not in ("", "0")
+
+def env_flag(name) -> bool:
+    """True when the environment variable is set to anything but "" or "0"."""
+    return os.environ.get(name, "") not in ("", "0")
+
+
+DEBUG = env_flag("MINIPG_DEBUG_KERNELS")
+
+
+def compiler_builds(code, flags) -> bool:
+    """Compile and link this C program with these flags; False on any failure."""
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(code)
+        try:
+            result = subprocess.run([cc, *flags, src, "-o", os.path.join(tmp, "probe")],
+                                    capture_output=True)
+        except OSError:
+            return False
+        return result.returncode == 0
 
 
 def compiler_has_openmp() -> bool:
-    """Try to compile and link a tiny OpenMP program; False on any failure."""
-    if sys.platform == "darwin" or os.environ.get("MINIPG_NO_OPENMP", "") not in ("", "0"):
+    """Try to compile and link a tiny OpenMP program."""
+    if sys.platform == "darwin" or env_flag("MINIPG_NO_OPENMP"):
         return False
-    cc = os.environ.get("CC", "cc")
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "omp.c")
-        with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n")
-        try:
-            result = subprocess.run([cc, "-fopenmp", src, "-o", os.path.join(tmp, "omp")],
-                                    capture_output=True)
-        except OSError:
-            return False
-        return result.returncode == 0
-
-
-def compiler_accepts(flags) -> bool:
-    """Compile an empty C file with these flags; False on any failure."""
-    cc = os.environ.get("CC", "cc")
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "empty.c")
-        with open(src, "w") as f:
-            f.write("int main(void){return 0;}\n")
-        try:
-            result = subprocess.run([cc, *flags, "-c", src, "-o", os.path.join(tmp, "empty.o")],
-                                    capture_output=True)
-        except OSError:
-            return False
-        return result.returncode == 0
+    return compiler_builds("#include <omp.h>\n"
+                           "int main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n",
+                           ["-fopenmp"])
 
 
 AVX2_FLAGS = ["-mavx2", "-mfma"]
 build_avx2 = (platform.machine().lower() in ("x86_64", "amd64")
               and sys.platform != "win32"
-              and os.environ.get("MINIPG_NO_AVX2", "") in ("", "0")
-              and compiler_accepts(AVX2_FLAGS))
+              and not env_flag("MINIPG_NO_AVX2")
+              and compiler_builds("int main(void){return 0;}\n", AVX2_FLAGS))
 openmp = compiler_has_openmp()
 compile_args = ["-O3"] if not DEBUG else ["-O0", "-g"]
 link_args = []

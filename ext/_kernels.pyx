@@ -304,10 +304,10 @@ cdef void _recurrence_groups(const floating* b, const floating* c, floating* x,
     """All N >= GROUP environments of a block, GROUP at a time. When GROUP does not divide N the
     last group is the last GROUP environments: it overlaps the group before and recomputes the
     same numbers, which is cheaper than a second code path for the remainder."""
-    cdef Py_ssize_t n0 = 0
+    cdef Py_ssize_t n, n0 = 0
     while n0 < N:
-        _recurrence_group(b + min(n0, N - GROUP), c + min(n0, N - GROUP),
-                          x + min(n0, N - GROUP), rows, N, below_is_zero)
+        n = min(n0, N - GROUP)
+        _recurrence_group(b + n, c + n, x + n, rows, N, below_is_zero)
         n0 += GROUP
 
 
