@@ -1,18 +1,21 @@
 """Hyperparameters as dataclasses: one docstring per field, checked before training starts.
 
-`TrainConfig` holds what every algorithm needs; each file in minipg/algos/ subclasses it with
-its own fields and the defaults tuned for it. The field docstrings are read back from the
-source (`field_docs`) so that `minipg train --help` prints them, and a config is saved as JSON
-with every log and checkpoint.
+`TrainConfig` holds what every algorithm needs (`ActorCriticConfig` adds GAE's lambda); each
+file in minipg/algos/ subclasses one with its own fields and the defaults tuned for it. A field
+is documented once, where it is declared: a subclass that only changes a default writes
+`num_envs: int = 16` without a docstring, and `field_docs` finds the base's. The docstrings are
+read back from the source so that `minipg train --help` prints them, and a config is saved as
+JSON with every log and checkpoint.
 """
 import ast
 import dataclasses
 import inspect
 import json
-import math
 import textwrap
 from dataclasses import dataclass
 from typing import Tuple
+
+from minipg.checks import check_bool, check_choice, check_int, check_real
 
 
 @dataclass
@@ -40,14 +43,19 @@ class TrainConfig:
     """Clip the global norm of the policy and value gradients to this (0 turns clipping off)."""
     norm_adv: bool = True
     """Normalise advantages to mean 0, std 1 over each (mini)batch."""
+    ent_coef: float = 0.0
+    """beta, the weight of the entropy bonus: the loss gains -ent_coef * mean entropy."""
+    vf_coef: float = 0.5
+    """Weight of the value loss in the gradient (it shares the gradient-norm budget with the
+    policy)."""
     hidden_sizes: Tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value networks."""
     activation: str = "tanh"
     """Hidden-layer nonlinearity: "tanh" or "relu"."""
     dtype: str = "float32"
-    """Arithmetic of the networks' forward and backward passes: "float32" (about twice as fast
-    on the matmuls, like torch's default) or "float64" (what the gradient checks use). Parameters
-    and optimizer state are float64 either way."""
+    """Arithmetic of the networks, their parameters and the optimizer state: "float32" (about
+    twice as fast on the matmuls, like torch's default) or "float64" (what the gradient checks
+    use)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (continuous actions only)."""
     eval_episodes: int = 0
@@ -56,52 +64,41 @@ class TrainConfig:
     """Seconds between progress lines on the terminal (0: every iteration; negative: silent)."""
 
     def validate(self):
-        """Raise ValueError naming the first field whose value cannot work."""
+        """Raise TypeError (wrong type) or ValueError (wrong value) naming the first bad field."""
         for name in ("total_steps", "num_envs", "num_steps"):
-            check_positive_int(name, getattr(self, name))
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        check_range("gamma", self.gamma, 0.0, 1.0)
-        if not _is_number(self.learning_rate) or not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not _is_number(self.max_grad_norm) or self.max_grad_norm < 0:
-            raise ValueError(f"max_grad_norm must be >= 0, got {self.max_grad_norm!r}")
-        if (not self.hidden_sizes
-                or not all(isinstance(h, int) and h > 0 for h in self.hidden_sizes)):
-            raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
-        if self.activation not in ("tanh", "relu"):
-            raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
-        for name in ("anneal_lr", "norm_adv"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if not _is_number(self.log_every):
-            raise ValueError(f"log_every must be a number of seconds, got {self.log_every!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if not isinstance(self.eval_episodes, int) or self.eval_episodes < 0:
-            raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes!r}")
-        if not _is_number(self.log_std_init):
-            raise ValueError(f"log_std_init must be a finite number, got {self.log_std_init!r}")
+            check_int(name, getattr(self, name), 1)
+        check_int("seed", self.seed, 0)
+        check_real("gamma", self.gamma, 0.0, 1.0)
+        check_real("learning_rate", self.learning_rate, 0.0, low_inclusive=False)
+        check_real("max_grad_norm", self.max_grad_norm, 0.0)
+        check_real("ent_coef", self.ent_coef, 0.0)
+        check_real("vf_coef", self.vf_coef, 0.0)
+        if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes:
+            raise TypeError(f"hidden_sizes must be a non-empty tuple of ints, got "
+                            f"{self.hidden_sizes!r}")
+        for width in self.hidden_sizes:
+            check_int("hidden_sizes", width, 1)
+        check_choice("activation", self.activation, ("tanh", "relu"))
+        check_bool("anneal_lr", self.anneal_lr)
+        check_bool("norm_adv", self.norm_adv)
+        check_real("log_every", self.log_every)
+        check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_int("eval_episodes", self.eval_episodes, 0)
+        check_real("log_std_init", self.log_std_init)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-def _is_number(value):
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+@dataclass
+class ActorCriticConfig(TrainConfig):
+    """The fields of the algorithms that learn a critic and estimate advantages with GAE."""
+    lam: float = 0.95
+    """GAE lambda: 0 is the one-step TD residual, 1 the Monte Carlo return minus V."""
 
-
-def check_range(name, value, low, high):
-    """Raise ValueError naming `name` unless value is a number in [low, high]."""
-    if not _is_number(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
-
-
-def check_positive_int(name, value):
-    """Raise ValueError naming `name` unless value is an int >= 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    def validate(self):
+        super().validate()
+        check_real("lam", self.lam, 0.0, 1.0)
 
 
 def make_config(config_class, **values):

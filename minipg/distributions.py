@@ -3,11 +3,19 @@
 Shapes, stated once: a distribution holds a batch of independent distributions. Batch dims lead
 and the event dim is last: logits (..., K) for K discrete actions, mean (..., D) for a
 D-dimensional continuous action. log_prob and entropy return one number per distribution (...,).
-Everything is computed in float64.
+Arithmetic is in the dtype of the parameters (float32 or float64; integers become float64).
 
 The gradients are the point of this module. A policy-gradient loss is a function of log_prob
 and entropy; the network needs its gradient with respect to the distribution's parameters (the
-logits, or the mean and log_std), and from there backpropagation takes over.
+logits, or the mean and log_std), and from there backpropagation takes over. Every loss in
+minipg has the form
+
+    L = sum_i w_i * log pi(a_i|s_i)  +  sum_i c_i * H(pi(.|s_i))
+
+with the per-sample weights w_i = dL/d log_prob_i (the algorithm's estimator, e.g. -A_i / B) and
+c_i = dL/dH_i (the entropy bonus, e.g. -ent_coef / B). `dist.param_grads(actions, w, c)` is its
+gradient with respect to the distribution's parameters: the scores weighted by w plus the
+entropy gradient weighted by c. The policy's network takes it from there.
 
     Categorical over logits z:   pi = softmax(z)
         log pi(a)                = z_a - logsumexp(z)
@@ -27,16 +35,23 @@ A useful identity the tests hold: the expected score is zero, E_{a ~ pi}[d log p
 (for Categorical, sum_a pi(a) * (onehot(a) - pi) = pi - pi = 0 exactly). That is why subtracting a
 baseline from the return leaves the policy gradient unbiased.
 """
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["Categorical", "DiagGaussian"]
+from minipg.checks import as_generator
 
-_LOG_2PI = np.log(2.0 * np.pi)
+__all__ = ["Categorical", "DiagGaussian", "CategoricalGrads", "DiagGaussianGrads"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))     # a Python float: it keeps float32 arrays float32
 
 
-def _as_float64(name, x, min_ndim):
+def _as_float(name, x, min_ndim):
+    """x as a float32 or float64 array (other numbers become float64), finite, ndim >= min_ndim."""
     try:
-        array = np.asarray(x, dtype=np.float64)
+        array = np.asarray(x)
+        if array.dtype not in (np.float32, np.float64):
+            array = array.astype(np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be a real numeric array: {error}") from error
     if array.ndim < min_ndim:
@@ -48,17 +63,35 @@ def _as_float64(name, x, min_ndim):
     return array
 
 
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
+def _loss_weights(grad_log_prob, grad_entropy, batch_shape, dtype):
+    """w (...,) and c (scalar or (...,)) of L = sum_i w_i log pi_i + sum_i c_i H_i, checked."""
+    w = np.asarray(grad_log_prob, dtype=dtype)
+    if w.shape != batch_shape:
+        raise ValueError(f"grad_log_prob must have the batch shape {batch_shape}, got shape "
+                         f"{w.shape}")
+    c = np.asarray(grad_entropy, dtype=dtype)
+    if c.shape not in ((), batch_shape):
+        raise ValueError(f"grad_entropy must be a scalar or have the batch shape {batch_shape}, "
+                         f"got shape {c.shape}")
+    return w, c
+
+
+class CategoricalGrads(NamedTuple):
+    """dL/d(parameters of a Categorical): the logits, (..., K)."""
+    logits: np.ndarray
+
+
+class DiagGaussianGrads(NamedTuple):
+    """dL/d(parameters of a DiagGaussian): the mean (..., D) and the shared log_std (D,)."""
+    mean: np.ndarray
+    log_std: np.ndarray
 
 
 class Categorical:
     """pi(a) = softmax(z)_a over K actions, for a batch of logits z of shape (..., K)."""
 
     def __init__(self, logits):
-        logits = _as_float64("logits", logits, min_ndim=1)
+        logits = _as_float("logits", logits, min_ndim=1)
         if logits.shape[-1] == 0:
             raise ValueError("logits must have at least one action in its last dim, got shape "
                              f"{logits.shape}")
@@ -66,8 +99,10 @@ class Categorical:
         # log-softmax with the max subtracted first: exp never overflows, and a logit 2000
         # below the max gives log_prob -2000 (finite) and prob 0, instead of log(0) = -inf.
         shifted = logits - logits.max(axis=-1, keepdims=True)
-        self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-        self.probs = np.exp(self.log_probs)
+        exp = np.exp(shifted)
+        sum_exp = exp.sum(axis=-1, keepdims=True)
+        self.log_probs = shifted - np.log(sum_exp)
+        self.probs = exp / sum_exp
 
     @property
     def batch_shape(self):
@@ -88,24 +123,33 @@ class Categorical:
         if actions.shape != self.batch_shape:
             raise ValueError(f"actions must have the batch shape of logits {self.batch_shape}, "
                              f"got shape {actions.shape}")
-        actions = actions.astype(np.int64)
+        actions = actions.astype(np.intp, copy=False)
         if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
             raise ValueError(f"actions must be in [0, {self.n_actions}), got values in "
                              f"[{actions.min()}, {actions.max()}]")
         return actions
 
+    def _rows(self, actions):
+        """(flat row index, flat action index): the entries a_i of the (n, K) table, n = prod(batch)."""
+        flat = actions.reshape(-1)
+        return np.arange(flat.size), flat
+
     def log_prob(self, actions):
         """log pi(a) = z_a - logsumexp(z), shape (...,)."""
         actions = self._check_actions(actions)
-        return np.take_along_axis(self.log_probs, actions[..., None], axis=-1)[..., 0]
+        rows = self._rows(actions)
+        return self.log_probs.reshape(-1, self.n_actions)[rows].reshape(self.batch_shape)
 
     def entropy(self):
         """H = -sum_k pi_k log pi_k, shape (...,)."""
         return -(self.probs * self.log_probs).sum(axis=-1)
 
     def sample(self, rng):
-        """Draw a ~ pi by inverting the CDF with one uniform per distribution; int64 (...,)."""
-        _check_rng(rng)
+        """Draw a ~ pi by inverting the CDF with one uniform per distribution; int64 (...,).
+
+        rng: a numpy Generator or an int seed.
+        """
+        rng = as_generator(rng)
         cdf = np.cumsum(self.probs, axis=-1)
         u = rng.random(self.batch_shape + (1,))
         # a = #{k : cdf_k <= u} picks the first k with u < cdf_k; a zero-probability action
@@ -121,8 +165,9 @@ class Categorical:
     def score(self, actions):
         """d log pi(a) / dz = onehot(a) - pi, shape (..., K), one row per sample."""
         actions = self._check_actions(actions)
-        onehot = np.eye(self.n_actions)[actions]
-        return onehot - self.probs
+        score = -self.probs
+        score.reshape(-1, self.n_actions)[self._rows(actions)] += 1.0
+        return score
 
     def entropy_grad(self):
         """dH/dz = -pi * (log pi + H), shape (..., K).
@@ -133,13 +178,29 @@ class Categorical:
         entropy = self.entropy()
         return -self.probs * (self.log_probs + entropy[..., None])
 
+    def param_grads(self, actions, grad_log_prob, grad_entropy=0.0):
+        """dL/dz for L = sum_i w_i log pi(a_i) + sum_i c_i H_i, w = grad_log_prob (...,), c =
+        grad_entropy (a scalar or (...,)):
+
+            dL/dz_i = w_i * (onehot(a_i) - pi_i)  +  c_i * (-pi_i * (log pi_i + H_i))
+
+        Returns CategoricalGrads(logits) of shape (..., K).
+        """
+        actions = self._check_actions(actions)
+        w, c = _loss_weights(grad_log_prob, grad_entropy, self.batch_shape, self.logits.dtype)
+        grad_logits = self.probs * -w[..., None]                  # w_i * (0 - pi_i) ...
+        grad_logits.reshape(-1, self.n_actions)[self._rows(actions)] += w.reshape(-1)  # + w_i at a_i
+        if c.any():
+            grad_logits += c[..., None] * self.entropy_grad()
+        return CategoricalGrads(grad_logits)
+
 
 class DiagGaussian:
     """N(mu, diag(sigma^2)) with mean (..., D) and one state-independent log_std (D,)."""
 
     def __init__(self, mean, log_std):
-        mean = _as_float64("mean", mean, min_ndim=1)
-        log_std = _as_float64("log_std", log_std, min_ndim=1)
+        mean = _as_float("mean", mean, min_ndim=1)
+        log_std = _as_float("log_std", log_std, min_ndim=1).astype(mean.dtype, copy=False)
         if log_std.shape != mean.shape[-1:]:
             raise ValueError(f"log_std must have shape (D,) = {mean.shape[-1:]} to match mean "
                              f"{mean.shape}, got shape {log_std.shape}")
@@ -156,29 +217,35 @@ class DiagGaussian:
         return self.mean.shape[-1]
 
     def _check_actions(self, actions):
-        actions = _as_float64("actions", actions, min_ndim=1)
+        actions = _as_float("actions", actions, min_ndim=1).astype(self.mean.dtype, copy=False)
         if actions.shape != self.mean.shape:
             raise ValueError(f"actions must have the shape of mean {self.mean.shape}, got "
                              f"shape {actions.shape}")
         return actions
+
+    def _z(self, actions):
+        """z = (a - mu) / sigma, (..., D)."""
+        return (self._check_actions(actions) - self.mean) / self.std
 
     def log_prob(self, actions):
         """log pi(a) = sum_d [-z_d^2 / 2 - log sigma_d - log(2 pi) / 2], z = (a - mu) / sigma.
 
         Shape (...,): the D independent dimensions add up in log space.
         """
-        z = (self._check_actions(actions) - self.mean) / self.std
+        z = self._z(actions)
         return -0.5 * (z * z).sum(axis=-1) - self.log_std.sum() - 0.5 * self.action_dim * _LOG_2PI
 
     def entropy(self):
         """H = sum_d [log sigma_d + (1 + log(2 pi)) / 2], shape (...,): equal for every sample."""
         entropy = self.log_std.sum() + 0.5 * self.action_dim * (1.0 + _LOG_2PI)
-        return np.full(self.batch_shape, entropy)
+        return np.full(self.batch_shape, entropy, self.mean.dtype)
 
     def sample(self, rng):
-        """a = mu + sigma * eps, eps ~ N(0, I); shape (..., D)."""
-        _check_rng(rng)
-        return self.mean + self.std * rng.standard_normal(self.mean.shape)
+        """a = mu + sigma * eps, eps ~ N(0, I); shape (..., D), in the dtype of the mean.
+
+        rng: a Generator or an int seed."""
+        rng = as_generator(rng)
+        return self.mean + self.std * rng.standard_normal(self.mean.shape, self.mean.dtype)
 
     def mode(self):
         """The most probable action is the mean (a copy, safe to modify)."""
@@ -193,9 +260,28 @@ class DiagGaussian:
         The log_std rows are per sample, not summed: log_std is shared by the whole batch, so a
         caller sums them (weighted by its loss) to get the gradient of the shared parameter.
         """
-        z = (self._check_actions(actions) - self.mean) / self.std
+        z = self._z(actions)
         return z / self.std, z * z - 1.0
 
     def entropy_grad(self):
         """dH/d log_std = 1 for every dimension, shape (D,); H does not depend on the mean."""
-        return np.ones(self.action_dim)
+        return np.ones(self.action_dim, self.mean.dtype)
+
+    def param_grads(self, actions, grad_log_prob, grad_entropy=0.0):
+        """dL/d(mean, log_std) for L = sum_i w_i log pi(a_i) + sum_i c_i H_i, w = grad_log_prob
+        (...,), c = grad_entropy (a scalar or (...,)):
+
+            dL/dmu_i      = w_i * (a_i - mu_i) / sigma^2
+            dL/dlog_std   = sum_i w_i * (((a_i - mu_i) / sigma)^2 - 1)  +  sum_i c_i * 1
+
+        log_std is shared by every sample, so its gradient is summed over the batch. Returns
+        DiagGaussianGrads(mean (..., D), log_std (D,)).
+        """
+        z = self._z(actions)
+        w, c = _loss_weights(grad_log_prob, grad_entropy, self.batch_shape, self.mean.dtype)
+        w_rows = w.reshape(-1)
+        grad_mean = (w[..., None] / self.std) * z
+        grad_log_std = w_rows @ (z * z - 1.0).reshape(-1, self.action_dim)
+        entropy_weight = c * w_rows.size if c.ndim == 0 else c.sum()
+        grad_log_std += entropy_weight * self.entropy_grad()
+        return DiagGaussianGrads(grad_mean, grad_log_std)

@@ -1,12 +1,19 @@
 """A multilayer perceptron with a hand-written backward pass, its parameters in one flat vector.
 
-Shapes: inputs are (B, in_dim), batch first; outputs (B, out_dim). For layer l with weight W_l
-(n_in, n_out) and bias b_l (n_out,):
+The layer API of hand-written backprop: every forward returns what its backward needs, and the
+network keeps nothing from one call to the next.
+
+    out, cache           = net.forward(x)                  x (B, in_dim) -> out (B, out_dim)
+    grad_x, grad_params  = net.backward(cache, grad_out)   grad_out = dL/dout, same shape as out
+    grad_out_dot         = net.jvp(cache, vector)          d out along a parameter direction
+
+Two forwards can be alive at once; each backward uses its own cache. For layer l with weight
+W_l (n_in, n_out) and bias b_l (n_out,):
 
     forward     z_l = h_{l-1} @ W_l + b_l,      h_l = f(z_l) on hidden layers, h_L = z_L (linear)
     backward    given g_l = dL/dz_l (B, n_out):
                 dL/dW_l     = h_{l-1}^T @ g_l           (summed over the batch by the matmul)
-                dL/db_l     = sum_b g_l[b]
+                dL/db_l     = sum_b g_l[b]              (= ones^T @ g_l, a matrix-vector product)
                 dL/dh_{l-1} = g_l @ W_l^T
                 g_{l-1}     = dL/dh_{l-1} * f'(z_{l-1})
     f = tanh:   f'(z) = 1 - tanh(z)^2 = 1 - h^2     (from the cached output, no second tanh)
@@ -15,33 +22,29 @@ Shapes: inputs are (B, in_dim), batch first; outputs (B, out_dim). For layer l w
 backward takes the gradient of a scalar loss L with respect to the outputs, so whatever averaging
 the loss does (1/B for a mean) is already inside grad_out.
 
-Why one flat vector: the optimizer, gradient clipping and checkpoints all see a single float64
-array `params` and a single `grads` of the same layout; each layer's W and b are views into it.
-A policy can hand in slices of a bigger buffer so that network weights and, say, a learnable
-log_std live in one vector. Views stay valid only while the buffer is updated in place
-(`params[...] = ...`, `params -= ...`), never rebound.
+The parameters are one flat vector `params`: W_1, b_1, W_2, b_2, ... in that order, each layer's
+W and b a view into it. The optimizer, gradient clipping and checkpoints see a single array, and
+grad_params has the same layout. A caller can hand in a slice of a bigger buffer (`params=`) so
+that, say, a policy and a value function live in one vector that one optimizer pass updates;
+`backward(..., out=)` writes the gradient into the matching slice of a gradient buffer. The views
+stay valid only while the buffer is updated in place (`params[...] = ...`, `params -= ...`).
+
+Arithmetic: the network computes in the dtype of its parameters, float64 (what the gradient
+checks use) or float32 (about twice as fast on the matmuls that dominate a training step, the
+usual choice of deep-learning libraries). Inputs are converted to it; nothing is converted back.
 
 Initialisation (orthogonal, Saxe et al. 2014, the usual choice for PPO): each W is a random
 orthogonal matrix times a gain, biases zero. Default gains are sqrt(2) for hidden layers and 1
 for the output; a policy head uses a small output gain (0.01) so that the initial policy is
 close to uniform, a value head uses 1.
 """
-import numbers
-
 import numpy as np
 
-__all__ = ["MLP", "orthogonal", "as_generator"]
+from minipg.checks import as_generator, check_choice, check_float_dtype
+
+__all__ = ["MLP", "MLPCache", "orthogonal"]
 
 ACTIVATIONS = ("tanh", "relu")
-
-
-def as_generator(rng):
-    """A numpy Generator from a Generator (returned as is), an int seed, or None (fresh entropy)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {rng!r}")
 
 
 def orthogonal(shape, gain, rng):
@@ -57,6 +60,23 @@ def orthogonal(shape, gain, rng):
     return gain * (q if n_in >= n_out else q.T)
 
 
+class MLPCache:
+    """What backward and jvp need from one forward pass: the input of every layer.
+
+    layer_inputs = [h_0 = x, h_1, ..., h_{L-1}], each (B, n) in the network's dtype. The arrays
+    belong to this cache alone: a later forward allocates its own.
+    """
+
+    __slots__ = ("layer_inputs",)
+
+    def __init__(self, layer_inputs):
+        self.layer_inputs = layer_inputs
+
+    @property
+    def batch_size(self):
+        return self.layer_inputs[0].shape[0]
+
+
 class MLP:
     """Fully connected network: `activation` on hidden layers, a linear output layer.
 
@@ -64,22 +84,18 @@ class MLP:
     activation  "tanh" or "relu"
     gains       one orthogonal-init gain per layer; default sqrt(2) for hidden layers, 1 for output
     rng         Generator, int seed or None, used for the initial weights only
-    params, grads  optional 1-d float64 buffers of length MLP.count_params(sizes) to live in
-                   (e.g. slices of a policy's flat vector); allocated here if not given
-    dtype       the arithmetic of forward and backward: float64 (default; what the gradient
-                checks use) or float32, about twice as fast on the matmuls that dominate a
-                training step. params and grads stay float64 either way: float32 runs on a
-                copy of params made at each forward, and its gradients are copied back.
+    params      optional 1-d buffer of length MLP.count_params(sizes) to live in (e.g. a slice
+                of a bigger flat vector); its dtype is the network's. Allocated if not given.
+    dtype       float64 (default) or float32, used when params is not given
     """
 
-    def __init__(self, sizes, activation="tanh", gains=None, rng=None, params=None, grads=None,
+    def __init__(self, sizes, activation="tanh", gains=None, rng=None, params=None,
                  dtype=np.float64):
         sizes = tuple(sizes)
-        if len(sizes) < 2 or not all(isinstance(n, numbers.Integral) and n > 0 for n in sizes):
+        if len(sizes) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in sizes):
             raise ValueError(f"sizes must be at least two positive ints (in_dim, ..., out_dim), "
                              f"got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        check_choice("activation", activation, ACTIVATIONS)
         n_layers = len(sizes) - 1
         if gains is None:
             gains = (np.sqrt(2.0),) * (n_layers - 1) + (1.0,)
@@ -87,35 +103,30 @@ class MLP:
         if len(gains) != n_layers:
             raise ValueError(f"gains must have one entry per layer ({n_layers}), got {len(gains)}")
         rng = as_generator(rng)
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
         self.sizes = tuple(int(n) for n in sizes)
         self.activation = activation
-        self.dtype = np.dtype(dtype)
         n_params = self.count_params(self.sizes)
-        self.params = self._check_buffer("params", params, n_params)
-        self.grads = self._check_buffer("grads", grads, n_params)
-        self.weights, self.biases = self._layer_views(self.params)
-        self.weight_grads, self.bias_grads = self._layer_views(self.grads)
-        # The arrays forward/backward compute with: the float64 ones themselves, or float32
-        # copies (refreshed from params at every forward, copied into grads after backward).
-        if self.dtype == np.float64:
-            self._params_c, self._grads_c = self.params, self.grads
-        else:
-            self._params_c, self._grads_c = np.empty(n_params, dtype), np.empty(n_params, dtype)
-        self._W, self._b = self._layer_views(self._params_c)
-        self._dW, self._db = self._layer_views(self._grads_c)
-
+        if params is None:
+            params = np.zeros(n_params, check_float_dtype("dtype", dtype))
+        self.params = check_flat_buffer("params", params, n_params)
+        self.dtype = self.params.dtype
+        self.weights, self.biases = self.layer_views(self.params)
         for W, b, gain in zip(self.weights, self.biases, gains):
             W[...] = orthogonal(W.shape, gain, rng)
             b[...] = 0.0
-        self.grads[...] = 0.0
-        self._layer_inputs = None            # h_0 .. h_{L-1}, kept by forward for backward
-        self._workspace = None
 
-    def _layer_views(self, flat):
-        """Per-layer (n_in, n_out) weight and (n_out,) bias views, in the order W_1, b_1, W_2, ..."""
+    def live_in(self, buffer):
+        """Copy params into buffer (1-d, same length and dtype) and compute from it from now on:
+        how several networks come to share one flat vector (minipg.policies.join_params)."""
+        buffer = check_flat_buffer("buffer", buffer, self.params.size, self.dtype)
+        buffer[...] = self.params
+        self.params = buffer
+        self.weights, self.biases = self.layer_views(buffer)
+
+    def layer_views(self, flat):
+        """Per-layer (n_in, n_out) weight and (n_out,) bias views of a flat vector laid out like
+        params, in the order W_1, b_1, W_2, ..."""
         weights, biases, offset = [], [], 0
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
             weights.append(flat[offset:offset + n_in * n_out].reshape(n_in, n_out))
@@ -129,18 +140,6 @@ class MLP:
         """Number of parameters: sum over layers of n_in * n_out + n_out."""
         return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
-    @staticmethod
-    def _check_buffer(name, buffer, n_params):
-        if buffer is None:
-            return np.zeros(n_params)
-        if not isinstance(buffer, np.ndarray) or buffer.dtype != np.float64 or buffer.ndim != 1:
-            raise TypeError(f"{name} must be a 1-d float64 numpy array")
-        if buffer.shape[0] != n_params:
-            raise ValueError(f"{name} must have length {n_params}, got {buffer.shape[0]}")
-        if not buffer.flags.c_contiguous:
-            raise ValueError(f"{name} must be contiguous (a plain slice of a flat array)")
-        return buffer
-
     @property
     def in_dim(self):
         return self.sizes[0]
@@ -149,83 +148,105 @@ class MLP:
     def out_dim(self):
         return self.sizes[-1]
 
-    def _workspace_for(self, batch):
-        """Hidden activations h_1..h_{L-1}, their gradients, and a scratch array, for B = batch.
-
-        Reused from call to call, reallocated only when the batch size changes. Not a
-        micro-optimisation: a fresh 256 x 64 float64 array is 128 KiB, which malloc maps from
-        the OS and unmaps on free, so every call paid page faults again (measured: 2x slower).
-        """
-        if self._workspace is None or self._workspace["batch"] != batch:
-            hidden = self.sizes[1:-1]
-            self._workspace = {
-                "batch": batch,
-                "h": [np.empty((batch, n), self.dtype) for n in hidden],
-                "g": [np.empty((batch, n), self.dtype) for n in hidden],
-                "scratch": [np.empty((batch, n), self.dtype) for n in hidden],
-            }
-        return self._workspace
-
     def forward(self, x):
-        """Outputs (B, out_dim) for inputs (B, in_dim); keeps the layer inputs for backward.
+        """(out, cache): outputs (B, out_dim) for inputs (B, in_dim), and what backward needs.
 
-        The output is a fresh array of the network's dtype. The input is kept by reference
-        until backward, so do not modify it in between.
+        x is converted to the network's dtype (a copy only if it is not already that dtype);
+        the cache keeps it by reference, so do not modify it before the backward.
         """
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"x must have shape (B, {self.in_dim}), got shape {x.shape}")
         if x.shape[0] == 0:
             raise ValueError("x is an empty batch (B = 0); the network needs at least one row")
-        if self._params_c is not self.params:
-            self._params_c[...] = self.params               # float32 copy of the current params
-        workspace = self._workspace_for(x.shape[0])
-        self._layer_inputs = [x] + workspace["h"]
+        layer_inputs = [x]
         h = x
-        for l, h_next in enumerate(workspace["h"]):
-            np.matmul(h, self._W[l], out=h_next)            # z_l = h_{l-1} W_l + b_l
-            h_next += self._b[l]
-            if self.activation == "tanh":                   # h_l = f(z_l), in place
-                np.tanh(h_next, out=h_next)
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = h @ W                                  # z_l = h_{l-1} W_l + b_l
+            h += b
+            if self.activation == "tanh":              # h_l = f(z_l), in place
+                np.tanh(h, out=h)
             else:
-                np.maximum(h_next, 0.0, out=h_next)
-            h = h_next
-        out = h @ self._W[-1]               # linear output layer, fresh: the caller keeps it
-        out += self._b[-1]
-        return out
+                np.maximum(h, 0, out=h)
+            layer_inputs.append(h)
+        out = h @ self.weights[-1]                     # linear output layer
+        out += self.biases[-1]
+        return out, MLPCache(layer_inputs)
 
-    __call__ = forward
+    def backward(self, cache, grad_out, out=None):
+        """(grad_x, grad_params) = (dL/dx (B, in_dim), dL/dparams laid out like params).
 
-    def backward(self, grad_out):
-        """Gradient wrt the inputs of the last forward, given dL/d(outputs) (B, out_dim).
-
-        Overwrites self.grads (does not accumulate) with dL/d params.
+        grad_out is dL/d(outputs) (B, out_dim) for the forward pass that made `cache`. The
+        parameter gradient is written into `out` when given (a buffer laid out like params, e.g.
+        a slice of a bigger gradient vector), else into a new array. Nothing is accumulated.
         """
-        if self._layer_inputs is None:
-            raise RuntimeError("backward called before forward")
+        batch = cache.batch_size
         grad_out = np.asarray(grad_out, dtype=self.dtype)
-        batch = self._layer_inputs[0].shape[0]
         if grad_out.shape != (batch, self.out_dim):
-            raise ValueError(f"grad_out must have the output's shape ({batch}, {self.out_dim}), "
-                             f"got shape {grad_out.shape}")
-        workspace = self._workspace
-        g = grad_out                                        # g_l = dL/dz_l, from the top down
-        for l in reversed(range(1, len(self.weights))):
-            h_prev = self._layer_inputs[l]
-            np.matmul(h_prev.T, g, out=self._dW[l])            # dL/dW_l = h_{l-1}^T g_l
-            g.sum(axis=0, out=self._db[l])                     # dL/db_l = sum over the batch
-            g_prev = workspace["g"][l - 1]
-            np.matmul(g, self._W[l].T, out=g_prev)             # dL/dh_{l-1} = g_l W_l^T
-            derivative = workspace["scratch"][l - 1]           # f'(z_{l-1}) from h_{l-1}
-            if self.activation == "tanh":
-                np.multiply(h_prev, h_prev, out=derivative)
-                np.subtract(1.0, derivative, out=derivative)   # 1 - h^2
+            raise ValueError(f"grad_out must have the shape of the forward's output "
+                             f"({batch}, {self.out_dim}), got shape {grad_out.shape}")
+        if out is None:
+            out = np.empty_like(self.params)
+        else:
+            out = check_flat_buffer("out", out, self.params.size, self.dtype)
+        grad_weights, grad_biases = self.layer_views(out)
+        ones = np.ones(batch, self.dtype)
+        g = grad_out                                       # g_l = dL/dz_l, from the top down
+        for l in reversed(range(len(self.weights))):
+            h_prev = cache.layer_inputs[l]
+            np.matmul(h_prev.T, g, out=grad_weights[l])    # dL/dW_l = h_{l-1}^T g_l
+            np.matmul(ones, g, out=grad_biases[l])         # dL/db_l = sum over the batch
+            grad_h = g @ self.weights[l].T                 # dL/dh_{l-1} = g_l W_l^T
+            if l == 0:
+                return grad_h, out                         # dL/dx
+            if self.activation == "tanh":                  # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
+                derivative = h_prev * h_prev
+                np.subtract(1, derivative, out=derivative)     # 1 - h^2
             else:
-                np.greater(h_prev, 0.0, out=derivative)        # [h > 0] as 0.0 / 1.0
-            g_prev *= derivative
-            g = g_prev
-        np.matmul(self._layer_inputs[0].T, g, out=self._dW[0])
-        g.sum(axis=0, out=self._db[0])
-        if self._grads_c is not self.grads:
-            self.grads[...] = self._grads_c                    # float32 gradients -> float64
-        return g @ self._W[0].T                                # dL/dx
+                derivative = h_prev > 0                        # [h > 0]
+            grad_h *= derivative
+            g = grad_h
+
+    def jvp(self, cache, vector):
+        """The Jacobian-vector product d out = J v (B, out_dim): how the outputs of the forward
+        that made `cache` move when the parameters move along `vector` (laid out like params).
+
+        The forward pass differentiated along v (forward-mode, the "R-operator"), with
+        dz_l = dh_{l-1} W_l + h_{l-1} dW_l + db_l and dh_0 = 0 (the inputs do not move):
+
+            dh_l = f'(z_l) * dz_l        (1 - h_l^2 for tanh, [h_l > 0] for relu)
+            d out = dz_L
+        """
+        vector = check_flat_buffer("vector", np.asarray(vector, dtype=self.dtype),
+                                   self.params.size)
+        d_weights, d_biases = self.layer_views(vector)
+        dh = None                                           # dh_0 = 0
+        for l, (W, dW, db) in enumerate(zip(self.weights, d_weights, d_biases)):
+            h_prev = cache.layer_inputs[l]
+            dz = h_prev @ dW
+            dz += db
+            if dh is not None:
+                dz += dh @ W
+            if l == len(self.weights) - 1:
+                return dz
+            h = cache.layer_inputs[l + 1]
+            if self.activation == "tanh":
+                dz *= 1 - h * h
+            else:
+                dz *= h > 0
+            dh = dz
+
+
+def check_flat_buffer(name, buffer, size, dtype=None):
+    """A 1-d contiguous float array of length size (and of dtype, when given), or an error."""
+    if not isinstance(buffer, np.ndarray) or buffer.ndim != 1 or buffer.dtype.kind != "f":
+        raise TypeError(f"{name} must be a 1-d float32 or float64 numpy array")
+    if dtype is not None and buffer.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {buffer.dtype}")
+    if buffer.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {buffer.dtype}")
+    if buffer.shape[0] != size:
+        raise ValueError(f"{name} must have length {size}, got {buffer.shape[0]}")
+    if not buffer.flags.c_contiguous:
+        raise ValueError(f"{name} must be contiguous (a plain slice of a flat array)")
+    return buffer

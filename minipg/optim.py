@@ -1,29 +1,21 @@
 """Optimizers on one flat parameter vector, global-norm gradient clipping, learning-rate schedules.
 
-An optimizer holds the flat float64 `params` array it was given and updates it IN PLACE on each
-step(grads): the network's layers are views into that array, so rebinding it would cut them off.
-The learning rate is a plain attribute; a trainer sets it from a schedule before each update:
+An optimizer holds the flat `params` array it was given (float32 or float64; its state has the
+same dtype) and updates it IN PLACE on each step(grad): the networks' layers are views into that
+array, so rebinding it would cut them off. step takes the gradient it applies, as an argument:
+the gradient is a value the algorithm computed (backward returns it), not a buffer the
+optimizer reads behind the reader's back. The learning rate is a plain attribute; a trainer sets
+it from a schedule before each update:
 
     optimizer.learning_rate = schedule(fraction_done)
-    optimizer.step(grads)
+    optimizer.step(grad)
 """
-import numbers
-
 import numpy as np
 
-__all__ = ["Adam", "SGD", "clip_grad_norm", "constant_schedule", "linear_schedule"]
+from minipg.checks import check_real
 
-
-def _check_real(name, value, low, high, low_inclusive=True):
-    """value as a float in [low, high) (or (low, high) if not low_inclusive); NaN is rejected."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    above_low = value >= low if low_inclusive else value > low
-    if not (above_low and value < high):
-        interval = f"{'[' if low_inclusive else '('}{low}, {high})"
-        raise ValueError(f"{name} must be in {interval}, got {value}")
-    return value
+__all__ = ["Adam", "SGD", "clip_grad_norm", "global_norm", "constant_schedule",
+           "linear_schedule"]
 
 
 def _check_params(params):
@@ -34,61 +26,79 @@ def _check_params(params):
     return params
 
 
-def _check_grads(grads, params):
-    grads = np.asarray(grads)
-    if grads.shape != params.shape:
-        raise ValueError(f"grads must have the shape of params {params.shape}, got {grads.shape}")
-    if not np.isfinite(grads).all():
-        raise ValueError(f"grads contain a non-finite value (NaN or inf) at index "
-                         f"{int(np.argmax(~np.isfinite(grads)))}; the loss or its gradient "
-                         f"blew up before this step")
-    return grads
+def _check_grad(grad, params):
+    grad = np.asarray(grad)
+    if grad.shape != params.shape:
+        raise ValueError(f"grad must have the shape of params {params.shape}, got {grad.shape}")
+    if grad.dtype.kind != "f":
+        raise TypeError(f"grad must be a float array, got dtype {grad.dtype}")
+    if not np.isfinite(grad).all():
+        raise ValueError(f"grad contains a non-finite value (NaN or inf) at index "
+                         f"{int(np.argmax(~np.isfinite(grad)))}: the loss or its gradient blew "
+                         f"up before this step")
+    return grad
+
+
+def global_norm(grad):
+    """sqrt(sum of g^2 over every entry), raising ValueError if it is NaN or inf."""
+    flat = grad.ravel()
+    norm = float(np.sqrt(np.dot(flat, flat)))
+    if not np.isfinite(norm):
+        raise ValueError(f"grad contains a non-finite value (NaN or inf) at index "
+                         f"{int(np.argmax(~np.isfinite(flat)))}: the loss or its gradient blew "
+                         f"up before this step")
+    return norm
 
 
 class Adam:
-    """Adam (Kingma & Ba, 2015), bias correction written out. With g = grads at step t = 1, 2, ...:
+    """Adam (Kingma & Ba, 2015), bias correction written out. With g = grad at step t = 1, 2, ...:
 
         m_t     = beta1 * m_{t-1} + (1 - beta1) * g          first moment, m_0 = 0
         v_t     = beta2 * v_{t-1} + (1 - beta2) * g^2        second moment, v_0 = 0
         m_hat   = m_t / (1 - beta1^t)                        undo the bias toward m_0 = 0
         v_hat   = v_t / (1 - beta2^t)
         params -= learning_rate * m_hat / (sqrt(v_hat) + eps)
+
+    The last line is computed as the paper suggests, with both corrections folded into scalars
+    (the same number, fewer passes over the vector):
+
+        params -= (learning_rate * sqrt(1 - beta2^t) / (1 - beta1^t))
+                  * m_t / (sqrt(v_t) + eps * sqrt(1 - beta2^t))
     """
 
     def __init__(self, params, learning_rate=3e-4, betas=(0.9, 0.999), eps=1e-8):
         self.params = _check_params(params)
-        self.learning_rate = _check_real("learning_rate", learning_rate, 0.0, np.inf)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.beta1 = _check_real("betas[0]", betas[0], 0.0, 1.0)
-        self.beta2 = _check_real("betas[1]", betas[1], 0.0, 1.0)
-        self.eps = _check_real("eps", eps, 0.0, np.inf, low_inclusive=False)
+        self.beta1 = check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False)
+        self.beta2 = check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False)
+        self.eps = check_real("eps", eps, 0.0, low_inclusive=False)
         self.m = np.zeros_like(params)
         self.v = np.zeros_like(params)
         self.t = 0
         self._scratch = np.empty_like(params)   # the step allocates nothing per call
 
-    def step(self, grads):
+    def step(self, grad):
         """One Adam update of params, in place, from the gradient of the loss."""
-        g = _check_grads(grads, self.params)
+        g = _check_grad(grad, self.params)
         # Checked here, not only in __init__: a schedule may have set it since.
-        learning_rate = _check_real("learning_rate", self.learning_rate, 0.0, np.inf)
+        learning_rate = check_real("learning_rate", self.learning_rate, 0.0)
         self.t += 1
-        s = self._scratch
-        self.m *= self.beta1
-        np.multiply(g, 1.0 - self.beta1, out=s)
-        self.m += s                                        # m_t
-        self.v *= self.beta2
-        np.multiply(g, g, out=s)
+        m, v, s = self.m, self.v, self._scratch
+        np.subtract(g, m, out=s)                  # m_t = m + (1 - beta1) (g - m)
+        s *= 1.0 - self.beta1
+        m += s
+        np.multiply(g, g, out=s)                  # v_t = v + (1 - beta2) (g^2 - v)
+        s -= v
         s *= 1.0 - self.beta2
-        self.v += s                                        # v_t
+        v += s
         bias_correction1 = 1.0 - self.beta1 ** self.t
-        bias_correction2 = 1.0 - self.beta2 ** self.t
-        np.divide(self.v, bias_correction2, out=s)         # v_hat
-        np.sqrt(s, out=s)
-        s += self.eps
-        np.divide(self.m, s, out=s)                        # m_t / (sqrt(v_hat) + eps)
-        s *= learning_rate / bias_correction1         # m_hat = m_t / (1 - beta1^t)
+        sqrt_bias_correction2 = np.sqrt(1.0 - self.beta2 ** self.t)
+        np.sqrt(v, out=s)
+        s += self.eps * sqrt_bias_correction2
+        np.divide(m, s, out=s)
+        s *= learning_rate * sqrt_bias_correction2 / bias_correction1
         self.params -= s
 
 
@@ -102,49 +112,42 @@ class SGD:
 
     def __init__(self, params, learning_rate, momentum=0.0):
         self.params = _check_params(params)
-        self.learning_rate = _check_real("learning_rate", learning_rate, 0.0, np.inf)
-        self.momentum = _check_real("momentum", momentum, 0.0, 1.0)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0)
+        self.momentum = check_real("momentum", momentum, 0.0, 1.0, high_inclusive=False)
         self.velocity = np.zeros_like(params)
 
-    def step(self, grads):
+    def step(self, grad):
         """One SGD update of params, in place."""
-        g = _check_grads(grads, self.params)
-        learning_rate = _check_real("learning_rate", self.learning_rate, 0.0, np.inf)
+        g = _check_grad(grad, self.params)
+        learning_rate = check_real("learning_rate", self.learning_rate, 0.0)
         self.velocity *= self.momentum
         self.velocity += g
         self.params -= learning_rate * self.velocity
 
 
-def clip_grad_norm(grads, max_norm):
-    """Scale the gradients in place so that their global L2 norm is at most max_norm.
+def clip_grad_norm(grad, max_norm):
+    """Scale a flat gradient in place so that its L2 norm is at most max_norm.
 
-        norm = sqrt(sum over every array and entry of g^2)
+        norm = sqrt(sum over every entry of g^2)
         if norm > max_norm:  g *= max_norm / norm      (the direction is kept, only the length)
 
-    grads is one flat array or a list of arrays (one norm across all of them). Returns the norm
-    before clipping, worth logging: a norm that keeps hitting max_norm means the step size is
-    being set by the clip, not by the learning rate.
+    With the parameters of several networks in one vector, this is the global norm over all of
+    them. Returns the norm before clipping, worth logging: a norm that keeps hitting max_norm
+    means the step size is being set by the clip, not by the learning rate. A NaN or inf
+    anywhere in grad raises ValueError.
     """
-    max_norm = _check_real("max_norm", max_norm, 0.0, np.inf, low_inclusive=False)
-    arrays = [grads] if isinstance(grads, np.ndarray) else list(grads)
-    for g in arrays:
-        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
-            raise TypeError("grads must be a float numpy array or a list of them (scaled in "
-                            "place)")
-    norm = float(np.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in arrays)))
-    if not np.isfinite(norm):
-        raise ValueError("grads have a non-finite norm (NaN or inf): the loss or its gradient "
-                         "blew up")
+    max_norm = check_real("max_norm", max_norm, 0.0, low_inclusive=False)
+    if not isinstance(grad, np.ndarray) or grad.dtype.kind != "f":
+        raise TypeError("grad must be a float numpy array (it is scaled in place)")
+    norm = global_norm(grad)
     if norm > max_norm:
-        scale = max_norm / norm
-        for g in arrays:
-            g *= scale
+        grad *= max_norm / norm
     return norm
 
 
 def constant_schedule(value):
     """f(fraction_done) = value: a fixed learning rate."""
-    value = _check_real("value", value, 0.0, np.inf)
+    value = check_real("value", value, 0.0)
     return lambda fraction_done: value
 
 
@@ -154,8 +157,8 @@ def linear_schedule(initial, final=0.0):
     fraction_done = steps done / total steps; the clip tolerates a last iteration that
     overshoots the total.
     """
-    initial = _check_real("initial", initial, 0.0, np.inf)
-    final = _check_real("final", final, 0.0, np.inf)
+    initial = check_real("initial", initial, 0.0)
+    final = check_real("final", final, 0.0)
 
     def schedule(fraction_done):
         fraction_done = min(max(float(fraction_done), 0.0), 1.0)

@@ -4,27 +4,32 @@ Shapes: observations are (..., obs_dim) with any leading batch dims, e.g. (B, ob
 (T, N, obs_dim), or one observation (obs_dim,). Everything per sample keeps those leading dims:
 logits (..., K), mean (..., D), actions (...,) or (..., D), values (...,).
 
-The backward pass is split at the distribution's parameters. An algorithm computes its loss from
-the distribution (log_prob, entropy), writes the gradient with respect to the logits (or the mean
-and log_std) using the scores from minipg.distributions, and hands it to `backward`, which runs
-the network's backward pass and writes `grads`:
+The chain rule, one link per call, each backward a function of its forward's cache:
 
-    loss L(logits) ---- algorithm: dL/dlogits = sum of weights * score ----> policy.backward
-                                                                               |
-    params  <--------------------------- MLP backward -------------------------+
+    dist, cache  = policy.forward(obs)                           network, then distribution
+    dist_grads   = dist.param_grads(actions, dL/dlog_prob, dL/dH)   loss -> distribution params
+    grad         = policy.backward(cache, dist_grads)             distribution params -> params
 
-Every trainable number lives in one flat float64 vector `params` (gradient `grads`, same layout):
-what an optimizer, gradient clipping and a checkpoint need. Update it in place, never rebind it:
-the layers are views into it.
+    values, cache = value_fn.forward(obs);   grad = value_fn.backward(cache, dL/dvalues)
+
+`policy.distribution(obs)`, `policy.act(obs)` and `value_fn.predict(obs)` are the same forward
+passes without a cache, for acting. No object remembers its last forward pass: two forwards may
+be alive at once, and each backward uses the cache it is given.
+
+Every trainable number of a policy lives in one flat vector `params` (float32 or float64, the
+arithmetic of the network), and backward returns a gradient laid out the same way. Update
+params in place, never rebind it: the layers are views into it. `join_params(policy, value_fn)`
+moves several networks into one vector, so that one optimizer pass updates them all.
 """
 import json
 
 import numpy as np
 
+from minipg.checks import as_generator, check_float_dtype
 from minipg.distributions import Categorical, DiagGaussian
-from minipg.nn import MLP, as_generator
+from minipg.nn import MLP
 
-__all__ = ["CategoricalPolicy", "GaussianPolicy", "ValueFunction", "value_loss",
+__all__ = ["CategoricalPolicy", "GaussianPolicy", "ValueFunction", "value_loss", "join_params",
            "from_state", "load"]
 
 HIDDEN_GAIN = np.sqrt(2.0)
@@ -32,12 +37,11 @@ POLICY_HEAD_GAIN = 0.01   # near-zero logits / mean at init: a near-uniform, unb
 VALUE_HEAD_GAIN = 1.0
 
 
-def _as_obs(obs, obs_dim):
-    """Observations (..., obs_dim) as float64 rows (B, obs_dim), plus their leading shape."""
-    try:
-        obs = np.asarray(obs, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"obs must be a real numeric array: {error}") from error
+def _as_rows(obs, obs_dim):
+    """Observations (..., obs_dim) as rows (B, obs_dim), plus their leading shape."""
+    obs = np.asarray(obs)
+    if obs.dtype.kind not in "fiub":
+        raise TypeError(f"obs must be a real numeric array, got dtype {obs.dtype}")
     if obs.ndim == 0 or obs.shape[-1] != obs_dim:
         raise ValueError(f"obs must have shape (..., {obs_dim}) (last dim = obs_dim), got shape "
                          f"{obs.shape}")
@@ -49,16 +53,45 @@ def _as_obs(obs, obs_dim):
     return obs.reshape(-1, obs_dim), obs.shape[:-1]
 
 
-def _check_grad(name, grad, batch_shape, event_shape=()):
-    """grad as float64, checked against the leading shape cached by the last forward pass."""
-    if batch_shape is None:
-        raise RuntimeError("backward called before a forward pass (distribution / predict)")
-    shape = batch_shape + event_shape
-    grad = np.asarray(grad, dtype=np.float64)
+def _check_rows(name, grad, batch_shape, event_shape):
+    """grad (batch_shape + event_shape) as rows (B, prod(event_shape)) for the network."""
+    grad = np.asarray(grad)
+    shape = tuple(batch_shape) + tuple(event_shape)
     if grad.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (matching the last forward pass), "
-                         f"got shape {grad.shape}")
-    return grad
+        raise ValueError(f"{name} must have shape {shape} (the batch of the forward pass that "
+                         f"made the cache), got shape {grad.shape}")
+    return grad.reshape(-1, int(np.prod(event_shape, dtype=int)))
+
+
+class Cache:
+    """What a policy's or value function's backward needs from its forward: the network's
+    cache, the leading batch shape of the observations, and (Gaussian policy) where the
+    log_std clamp let the gradient through."""
+
+    __slots__ = ("net", "batch_shape", "log_std_inside")
+
+    def __init__(self, net, batch_shape, log_std_inside=None):
+        self.net, self.batch_shape, self.log_std_inside = net, batch_shape, log_std_inside
+
+
+def join_params(*modules):
+    """Move the parameters of several modules into one flat vector and return it.
+
+    Each module's params becomes a view of its slice, in the order given (policy first, then
+    value function: the layout of the concatenated gradients). One Adam pass and one global
+    gradient-norm clip over the joint vector are the same math as one optimizer per network
+    with the same settings (Adam is elementwise), at half the calls.
+    """
+    dtypes = {m.params.dtype for m in modules}
+    if len(dtypes) != 1:
+        raise ValueError(f"modules must share one dtype to share a vector, got {sorted(map(str, dtypes))}")
+    params = np.concatenate([m.params for m in modules])
+    offset = 0
+    for module in modules:
+        size = module.params.size
+        module.live_in(params[offset:offset + size])
+        offset += size
+    return params
 
 
 class _Checkpointable:
@@ -91,37 +124,48 @@ class CategoricalPolicy(_Checkpointable):
     def __init__(self, obs_dim, n_actions, hidden_sizes=(64, 64), activation="tanh", rng=None,
                  dtype="float64"):
         hidden_sizes = [int(n) for n in hidden_sizes]
+        dtype = check_float_dtype("dtype", dtype)
         self.config = dict(obs_dim=int(obs_dim), n_actions=int(n_actions),
-                           hidden_sizes=hidden_sizes, activation=activation,
-                           dtype=np.dtype(dtype).name)
+                           hidden_sizes=hidden_sizes, activation=activation, dtype=dtype.name)
         self.rng = as_generator(rng)               # used for init, then by act(rng=None)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [POLICY_HEAD_GAIN]
         self.net = MLP([obs_dim, *hidden_sizes, n_actions], activation, gains, self.rng,
                        dtype=dtype)
-        self.params, self.grads = self.net.params, self.net.grads
+        self.params = self.net.params
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
-        self._batch_shape = None
+
+    def live_in(self, buffer):
+        """Copy params into buffer and compute from it from now on (see join_params)."""
+        self.net.live_in(buffer)
+        self.params = self.net.params
+
+    def forward(self, obs):
+        """(dist, cache): the Categorical over actions for observations (..., obs_dim)."""
+        rows, batch_shape = _as_rows(obs, self.obs_dim)
+        logits, net_cache = self.net.forward(rows)
+        return (Categorical(logits.reshape(batch_shape + (self.n_actions,))),
+                Cache(net_cache, batch_shape))
+
+    def backward(self, cache, dist_grads, out=None):
+        """dL/dparams (laid out like params) from dist_grads = dist.param_grads(...) of the
+        forward pass that made `cache`: the logits' gradient through the network.
+
+        out: an optional buffer laid out like params to write into (else a new array).
+        """
+        grad_logits = _check_rows("dist_grads.logits", dist_grads.logits, cache.batch_shape,
+                                  (self.n_actions,))
+        _, grad = self.net.backward(cache.net, grad_logits, out)
+        return grad
 
     def distribution(self, obs):
-        """The Categorical over actions for observations (..., obs_dim); caches for backward."""
-        rows, self._batch_shape = _as_obs(obs, self.obs_dim)
-        logits = self.net.forward(rows)
-        return Categorical(logits.reshape(self._batch_shape + (self.n_actions,)))
-
-    def backward(self, grad_logits):
-        """Write grads = dL/dparams, given dL/dlogits (..., K) for the last distribution().
-
-        grad_logits is the gradient of the whole loss, so any 1/B of a mean is already in it.
-        """
-        grad_logits = _check_grad("grad_logits", grad_logits, self._batch_shape,
-                                  (self.n_actions,))
-        self.net.backward(grad_logits.reshape(-1, self.n_actions))
+        """The Categorical over actions for observations (..., obs_dim), for acting."""
+        return self.forward(obs)[0]
 
     def act(self, obs, deterministic=False, rng=None):
         """Actions for observations (..., obs_dim): sampled, or the most probable if deterministic.
 
-        A single observation (obs_dim,) gives a single action. rng=None uses the policy's own
-        generator (seeded at construction).
+        A single observation (obs_dim,) gives a single action. rng (a Generator or an int seed)
+        defaults to the policy's own generator (seeded at construction).
         """
         dist = self.distribution(obs)
         actions = dist.mode() if deterministic else dist.sample(self.rng if rng is None else rng)
@@ -152,6 +196,7 @@ class GaussianPolicy(_Checkpointable):
                  rng=None, dtype="float64"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         obs_dim, action_dim = int(obs_dim), int(action_dim)
+        dtype = check_float_dtype("dtype", dtype)
         low, high = (float(b) for b in log_std_bounds)
         if not low < high:
             raise ValueError(f"log_std_bounds must be (low, high) with low < high, got "
@@ -170,23 +215,27 @@ class GaussianPolicy(_Checkpointable):
             log_std_bounds=[low, high],
             action_low=None if action_low is None else action_low.tolist(),
             action_high=None if action_high is None else action_high.tolist(),
-            dtype=np.dtype(dtype).name)
+            dtype=dtype.name)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.log_std_bounds = (low, high)
         self.action_low, self.action_high = action_low, action_high
         self.rng = as_generator(rng)
 
         sizes = [obs_dim, *hidden_sizes, action_dim]
-        n_net = MLP.count_params(sizes)
-        self.params = np.zeros(n_net + action_dim)
-        self.grads = np.zeros(n_net + action_dim)
+        self.n_net = MLP.count_params(sizes)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [POLICY_HEAD_GAIN]
-        self.net = MLP(sizes, activation, gains, self.rng,
-                       params=self.params[:n_net], grads=self.grads[:n_net], dtype=dtype)
-        self.raw_log_std = self.params[n_net:]      # views: optimizer steps reach them
-        self._raw_log_std_grad = self.grads[n_net:]
+        self.live_in(np.zeros(self.n_net + action_dim, dtype), MLP(sizes, activation, gains,
+                                                                     self.rng, dtype=dtype))
         self.raw_log_std[...] = log_std_init
-        self._batch_shape = None
+
+    def live_in(self, buffer, net=None):
+        """Copy params into buffer and compute from it from now on (see join_params)."""
+        if net is None:                                  # moving: keep the current values
+            net = self.net
+            buffer[self.n_net:] = self.raw_log_std
+        net.live_in(buffer[:self.n_net])
+        self.net, self.params = net, buffer
+        self.raw_log_std = buffer[self.n_net:]           # a view: optimizer steps reach it
 
     @staticmethod
     def _per_dimension(name, value, action_dim):
@@ -204,25 +253,36 @@ class GaussianPolicy(_Checkpointable):
         """The log_std the distribution uses: raw_log_std clamped to log_std_bounds, (D,)."""
         return np.clip(self.raw_log_std, *self.log_std_bounds)
 
-    def distribution(self, obs):
-        """The DiagGaussian for observations (..., obs_dim); caches for backward."""
-        rows, self._batch_shape = _as_obs(obs, self.obs_dim)
-        mean = self.net.forward(rows)
-        return DiagGaussian(mean.reshape(self._batch_shape + (self.action_dim,)), self.log_std)
-
-    def backward(self, grad_mean, grad_log_std):
-        """Write grads = dL/dparams from dL/dmean (..., D) and dL/dlog_std (D,).
-
-        grad_log_std is already summed over the batch (log_std is shared by every sample). It is
-        the gradient wrt the clamped log_std; the clamp passes it to raw_log_std only where
-        low <= raw_log_std <= high, and zero elsewhere.
-        """
-        grad_mean = _check_grad("grad_mean", grad_mean, self._batch_shape, (self.action_dim,))
-        grad_log_std = _check_grad("grad_log_std", grad_log_std, (), (self.action_dim,))
-        self.net.backward(grad_mean.reshape(-1, self.action_dim))
+    def forward(self, obs):
+        """(dist, cache): the DiagGaussian for observations (..., obs_dim)."""
+        rows, batch_shape = _as_rows(obs, self.obs_dim)
+        mean, net_cache = self.net.forward(rows)
         low, high = self.log_std_bounds
         inside = (low <= self.raw_log_std) & (self.raw_log_std <= high)
-        self._raw_log_std_grad[...] = np.where(inside, grad_log_std, 0.0)
+        dist = DiagGaussian(mean.reshape(batch_shape + (self.action_dim,)), self.log_std)
+        return dist, Cache(net_cache, batch_shape, inside)
+
+    def backward(self, cache, dist_grads, out=None):
+        """dL/dparams (laid out like params) from dist_grads = dist.param_grads(...) of the
+        forward pass that made `cache`: dL/dmean through the network, and dL/dlog_std (already
+        summed over the batch) through the clamp, which passes it to raw_log_std only where
+        low <= raw_log_std <= high (zero elsewhere).
+
+        out: an optional buffer laid out like params to write into (else a new array).
+        """
+        grad_mean = _check_rows("dist_grads.mean", dist_grads.mean, cache.batch_shape,
+                                (self.action_dim,))
+        grad_log_std = _check_rows("dist_grads.log_std", dist_grads.log_std, (),
+                                   (self.action_dim,))[0]
+        if out is None:
+            out = np.empty_like(self.params)
+        self.net.backward(cache.net, grad_mean, out[:self.n_net])
+        out[self.n_net:] = np.where(cache.log_std_inside, grad_log_std, 0.0)
+        return out
+
+    def distribution(self, obs):
+        """The DiagGaussian for observations (..., obs_dim), for acting."""
+        return self.forward(obs)[0]
 
     def act(self, obs, deterministic=False, rng=None):
         """Env-ready (clipped) actions for observations (..., obs_dim); the mean if deterministic.
@@ -253,44 +313,54 @@ class ValueFunction(_Checkpointable):
     def __init__(self, obs_dim, hidden_sizes=(64, 64), activation="tanh", rng=None,
                  dtype="float64"):
         hidden_sizes = [int(n) for n in hidden_sizes]
+        dtype = check_float_dtype("dtype", dtype)
         self.config = dict(obs_dim=int(obs_dim), hidden_sizes=hidden_sizes,
-                           activation=activation, dtype=np.dtype(dtype).name)
+                           activation=activation, dtype=dtype.name)
         self.obs_dim = int(obs_dim)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [VALUE_HEAD_GAIN]
         self.net = MLP([obs_dim, *hidden_sizes, 1], activation, gains, as_generator(rng),
                        dtype=dtype)
-        self.params, self.grads = self.net.params, self.net.grads
-        self._batch_shape = None
+        self.params = self.net.params
+
+    def live_in(self, buffer):
+        """Copy params into buffer and compute from it from now on (see join_params)."""
+        self.net.live_in(buffer)
+        self.params = self.net.params
+
+    def forward(self, obs):
+        """(values, cache): V(s) for observations (..., obs_dim), shape (...,)."""
+        rows, batch_shape = _as_rows(obs, self.obs_dim)
+        values, net_cache = self.net.forward(rows)
+        return values.reshape(batch_shape), Cache(net_cache, batch_shape)
+
+    def backward(self, cache, grad_values, out=None):
+        """dL/dparams (laid out like params) from dL/dV (...,) of the forward that made cache."""
+        grad_values = _check_rows("grad_values", grad_values, cache.batch_shape, ())
+        _, grad = self.net.backward(cache.net, grad_values, out)
+        return grad
 
     def predict(self, obs):
-        """V(s) for observations (..., obs_dim), shape (...,); caches for backward."""
-        rows, self._batch_shape = _as_obs(obs, self.obs_dim)
-        return self.net.forward(rows).reshape(self._batch_shape)
-
-    def backward(self, grad_values):
-        """Write grads = dL/dparams, given dL/dV (...,) for the last predict()."""
-        grad_values = _check_grad("grad_values", grad_values, self._batch_shape)
-        self.net.backward(grad_values.reshape(-1, 1))
+        """V(s) for observations (..., obs_dim), shape (...,), without a cache."""
+        return self.forward(obs)[0]
 
 
-def value_loss(predictions, targets):
-    """Squared-error regression of V onto its targets, and its gradient wrt the predictions.
+def value_loss(values, targets):
+    """Squared-error regression of V onto its targets, and its gradient wrt the values:
 
         loss = 0.5 * mean_i (V_i - target_i)^2,    dloss/dV_i = (V_i - target_i) / n
 
     The mean is over every sample i in the batch (every time step of every environment), so a
     batch of any size gives a loss on the same scale. Returns (loss, grad), grad shaped like
-    predictions.
+    values.
     """
-    predictions = np.asarray(predictions, dtype=np.float64)
-    targets = np.asarray(targets, dtype=np.float64)
-    if predictions.shape != targets.shape:
-        raise ValueError(f"predictions and targets must have the same shape, got "
-                         f"{predictions.shape} and {targets.shape}")
-    if predictions.size == 0:
-        raise ValueError("predictions is an empty batch; the mean squared error is undefined")
-    error = predictions - targets
-    return 0.5 * np.mean(error * error), error / error.size
+    values, targets = np.asarray(values), np.asarray(targets)
+    if values.shape != targets.shape:
+        raise ValueError(f"values and targets must have the same shape, got {values.shape} and "
+                         f"{targets.shape}")
+    if values.size == 0:
+        raise ValueError("values is an empty batch; the mean squared error is undefined")
+    error = values - targets
+    return 0.5 * float(np.dot(error.ravel(), error.ravel())) / error.size, error / error.size
 
 
 # ------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from minipg import policies
 from minipg.algos import a2c, ppo, reinforce
-from minipg.algos.common import raise_if_non_finite
+from minipg.checks import raise_if_non_finite
 from minipg.config import config_from_dict, make_config
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import RolloutCollector
@@ -110,8 +110,9 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
     value_fn = (policies.ValueFunction(policy.obs_dim, config.hidden_sizes, config.activation,
                                        np.random.default_rng(value_seed), config.dtype)
                 if uses_critic else None)
-    policy_optim = Adam(policy.params, config.learning_rate, eps=1e-5)
-    value_optim = Adam(value_fn.params, config.learning_rate, eps=1e-5) if value_fn else None
+    # Both networks' parameters in one vector (policy first): one Adam pass updates them all.
+    params = policies.join_params(policy, value_fn) if value_fn else policy.params
+    optim = Adam(params, config.learning_rate, eps=1e-5)
     schedule = linear_schedule(config.learning_rate, 0.0 if config.anneal_lr
                                else config.learning_rate)
     collector = RolloutCollector(env, policy, value_fn, config.num_steps,
@@ -140,17 +141,14 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
             for iteration in range(1, num_iterations + 1):
                 start = time.perf_counter()
                 learning_rate = schedule((iteration - 1) / num_iterations)
-                policy_optim.learning_rate = learning_rate
-                if value_optim is not None:
-                    value_optim.learning_rate = learning_rate
-                rollout = collector.collect(reset=module.COMPLETE_EPISODES)
+                optim.learning_rate = learning_rate
+                rollout = collector.collect(reset=module.RESET_ENVS_EACH_ROLLOUT)
                 try:
                     raise_if_non_finite(rewards=rollout.rewards, values=rollout.values,
                                         next_values=rollout.next_values, log_prob=rollout.log_prob)
-                    stats = module.update(rollout, policy, value_fn, policy_optim, value_optim,
-                                          config, update_rng)
+                    stats = module.update(rollout, policy, value_fn, optim, config, update_rng)
                     raise_if_non_finite(**{f"loss {k}": v for k, v in stats.items()})
-                except FloatingPointError as error:   # the rollout, a network (optimizer_step),
+                except FloatingPointError as error:   # the rollout, a gradient or parameter step,
                     raise FloatingPointError(          # or a loss: say when it happened
                         f"{error} at iteration {iteration} (env step {collector.global_step}); "
                         "try a lower learning_rate or max_grad_norm") from None

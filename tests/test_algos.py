@@ -11,11 +11,12 @@ from gradcheck import numerical_gradient, relative_error
 from toy_env import OBS_DIM, make_env
 
 from minipg.algos import a2c, ppo, reinforce
-from minipg.algos.common import normalize, policy_backward, score_function_loss, value_backward
+from minipg.algos.common import normalize, score_function_loss
 from minipg.algos.ppo import clipped_surrogate
 from minipg.config import make_config
 from minipg.optim import Adam
-from minipg.policies import CategoricalPolicy, GaussianPolicy, ValueFunction, from_state
+from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state,
+                             join_params, value_loss)
 from minipg.returns import gae_reference, reward_to_go_reference
 from minipg.rollout import RolloutCollector
 
@@ -68,7 +69,7 @@ def test_score_function_loss_gradient_matches_finite_differences():
 
 
 # ------------------------------------------------------------------------------------------
-# End to end: the loss on (log_prob, entropy) -> policy_backward -> policy.grads
+# End to end: the loss on (log_prob, entropy) -> dist.param_grads -> policy.backward
 # ------------------------------------------------------------------------------------------
 
 ENT = 0.05
@@ -86,11 +87,10 @@ def small_policy(kind, seed=0):
     return policy, obs, actions, rng
 
 
-def check_policy_gradient(policy, loss_and_backward):
-    """policy.grads written by loss_and_backward() vs central differences of its loss."""
-    loss_and_backward()
-    analytic = policy.grads.copy()
-    numeric = numerical_gradient(lambda: loss_and_backward(), policy.params)
+def check_policy_gradient(policy, loss_and_grad):
+    """The gradient returned by loss_and_grad() vs central differences of its loss."""
+    _, analytic = loss_and_grad()
+    numeric = numerical_gradient(lambda: loss_and_grad()[0], policy.params)
     assert relative_error(analytic, numeric) < 1e-6
     assert np.linalg.norm(analytic) > 1e-3                     # not trivially zero
 
@@ -103,14 +103,14 @@ def test_ppo_loss_gradient_into_params_matches_finite_differences(kind):
     old_log_prob = log_prob0 - np.log(ratio)
     advantages = rng.normal(size=len(obs))
 
-    def loss_and_backward():
-        dist = policy.distribution(obs)
+    def loss_and_grad():
+        dist, cache = policy.forward(obs)
         loss, grad_log_prob, _ = clipped_surrogate(dist.log_prob(actions), old_log_prob,
                                                    advantages, CLIP)
-        policy_backward(policy, dist, actions, grad_log_prob, -ENT / len(obs))
-        return loss - ENT * dist.entropy().mean()
+        grad = policy.backward(cache, dist.param_grads(actions, grad_log_prob, -ENT / len(obs)))
+        return loss - ENT * dist.entropy().mean(), grad
 
-    check_policy_gradient(policy, loss_and_backward)
+    check_policy_gradient(policy, loss_and_grad)
 
 
 @pytest.mark.parametrize("kind", ["categorical", "gaussian"])
@@ -121,22 +121,23 @@ def test_score_function_loss_gradient_into_params_matches_finite_differences(kin
     psi = rng.normal(size=len(obs))
     D = len(obs) if denominator == "steps" else 3
 
-    def loss_and_backward():
-        dist = policy.distribution(obs)
+    def loss_and_grad():
+        dist, cache = policy.forward(obs)
         loss, grad_log_prob = score_function_loss(dist.log_prob(actions), psi, D)
-        policy_backward(policy, dist, actions, grad_log_prob, -ENT / len(obs))
-        return loss - ENT * dist.entropy().mean()
+        grad = policy.backward(cache, dist.param_grads(actions, grad_log_prob, -ENT / len(obs)))
+        return loss - ENT * dist.entropy().mean(), grad
 
-    check_policy_gradient(policy, loss_and_backward)
+    check_policy_gradient(policy, loss_and_grad)
 
 
-def test_value_backward_gradient_matches_finite_differences():
+def test_value_loss_gradient_into_params_matches_finite_differences():
     rng = np.random.default_rng(3)
     value_fn = ValueFunction(OBS_DIM, (5, 4), rng=4)
     obs, targets = rng.normal(size=(12, OBS_DIM)), rng.normal(size=12)
     vf_coef = 0.7
-    loss = value_backward(value_fn, obs, targets, vf_coef)
-    analytic = value_fn.grads.copy()
+    values, cache = value_fn.forward(obs)
+    loss, grad_values = value_loss(values, targets)
+    analytic = value_fn.backward(cache, vf_coef * grad_values)
     error = value_fn.predict(obs) - targets
     assert loss == pytest.approx(0.5 * np.mean(error ** 2), rel=1e-12)   # unscaled, for the log
 
@@ -152,18 +153,30 @@ def test_value_backward_gradient_matches_finite_differences():
 # ------------------------------------------------------------------------------------------
 
 class RecordingOptimizer:
-    """Stands in for Adam: records the gradient (and the params it was taken at), then steps."""
+    """Stands in for Adam: records the gradient (and the params it was taken at), then steps.
 
-    def __init__(self, params, learning_rate=0.0):
+    The policy's and the critic's parameters share one vector, the policy's first: `policy_grads`
+    and `value_grads` split each recorded gradient accordingly.
+    """
+
+    def __init__(self, params, n_policy, learning_rate=0.0):
         self.inner = Adam(params, learning_rate) if learning_rate else None
-        self.params, self.learning_rate = params, learning_rate
+        self.params, self.learning_rate, self.n_policy = params, learning_rate, n_policy
         self.grads, self.at = [], []
 
-    def step(self, grads):
-        self.grads.append(grads.copy())
+    def step(self, grad):
+        self.grads.append(grad.copy())
         self.at.append(self.params.copy())
         if self.inner is not None:
-            self.inner.step(grads)
+            self.inner.step(grad)
+
+    @property
+    def policy_grads(self):
+        return [g[:self.n_policy] for g in self.grads]
+
+    @property
+    def value_grads(self):
+        return [g[self.n_policy:] for g in self.grads]
 
 
 def toy_rollout(second=True, complete=False, value_seed=2):
@@ -177,9 +190,12 @@ def toy_rollout(second=True, complete=False, value_seed=2):
     return copy.deepcopy(rollout), policy, value_fn
 
 
-def fresh_networks(policy, value_fn):
-    """Independent copies (not deepcopy: the layers are views into the flat params)."""
-    return from_state(policy.state()), from_state(value_fn.state())
+def fresh_networks(policy, value_fn, critic=True):
+    """Independent copies (not deepcopy: the layers are views into the flat params), and the
+    flat vector an optimizer updates: the policy's params, then the critic's if it has one."""
+    policy, value_fn = from_state(policy.state()), from_state(value_fn.state())
+    params = join_params(policy, value_fn) if critic else policy.params
+    return policy, value_fn, params
 
 
 def expected_advantages_and_targets(rollout, gamma, lam):
@@ -197,9 +213,9 @@ def test_a2c_update_steps_with_the_gradient_of_its_documented_loss():
     rollout, policy0, value0 = toy_rollout()
     config = make_config(a2c.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
                          vf_coef=0.5, max_grad_norm=0.0, norm_adv=True)
-    policy, value_fn = fresh_networks(policy0, value0)
-    p_opt, v_opt = RecordingOptimizer(policy.params), RecordingOptimizer(value_fn.params)
-    a2c.update(rollout, policy, value_fn, p_opt, v_opt, config, np.random.default_rng(0))
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size)
+    a2c.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
 
     m = rollout.mask
     A, targets = expected_advantages_and_targets(rollout, 0.9, 0.8)
@@ -213,8 +229,10 @@ def test_a2c_update_steps_with_the_gradient_of_its_documented_loss():
     def value_loss():
         return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - targets) ** 2)
 
-    assert relative_error(p_opt.grads[0], numerical_gradient(policy_loss, policy.params)) < 1e-6
-    assert relative_error(v_opt.grads[0], numerical_gradient(value_loss, value_fn.params)) < 1e-6
+    assert relative_error(optim.policy_grads[0],
+                          numerical_gradient(policy_loss, policy.params)) < 1e-6
+    assert relative_error(optim.value_grads[0],
+                          numerical_gradient(value_loss, value_fn.params)) < 1e-6
 
 
 def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_moving():
@@ -223,10 +241,9 @@ def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_
     rollout, policy0, value0 = toy_rollout()
     config = make_config(ppo.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
                          update_epochs=2, num_minibatches=1, clip_coef=CLIP, max_grad_norm=0.0)
-    policy, value_fn = fresh_networks(policy0, value0)
-    p_opt = RecordingOptimizer(policy.params, learning_rate=0.1)
-    v_opt = RecordingOptimizer(value_fn.params, learning_rate=0.1)
-    ppo.update(rollout, policy, value_fn, p_opt, v_opt, config, np.random.default_rng(0))
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size, learning_rate=0.1)
+    ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
 
     m = rollout.mask
     A, targets = expected_advantages_and_targets(rollout, 0.9, 0.8)
@@ -242,12 +259,11 @@ def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_
         return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - targets) ** 2)
 
     for epoch in range(2):
-        policy.params[...] = p_opt.at[epoch]
-        value_fn.params[...] = v_opt.at[epoch]
+        params[...] = optim.at[epoch]
         numeric = numerical_gradient(policy_loss, policy.params)
-        assert relative_error(p_opt.grads[epoch], numeric) < 1e-6
+        assert relative_error(optim.policy_grads[epoch], numeric) < 1e-6
         numeric = numerical_gradient(value_loss, value_fn.params)
-        assert relative_error(v_opt.grads[epoch], numeric) < 1e-6
+        assert relative_error(optim.value_grads[epoch], numeric) < 1e-6
     # The second epoch really is off-policy with clipped samples.
     ratio = np.exp(policy.distribution(obs).log_prob(actions) - old_log_prob)
     assert (np.abs(ratio - 1) > CLIP).any()
@@ -289,10 +305,11 @@ def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi)
     gamma = 0.9
     config = make_config(reinforce.Config, num_envs=3, num_steps=8, gamma=gamma, psi=psi,
                          ent_coef=ENT, max_grad_norm=0.0, norm_adv=False)
-    policy, value_fn = fresh_networks(policy0, value0)
-    p_opt, v_opt = RecordingOptimizer(policy.params), RecordingOptimizer(value_fn.params)
-    stats = reinforce.update(rollout, policy, value_fn if psi == "baseline" else None, p_opt,
-                             v_opt, config, np.random.default_rng(0))
+    critic = psi == "baseline"
+    policy, value_fn, params = fresh_networks(policy0, value0, critic)
+    optim = RecordingOptimizer(params, policy.params.size)
+    stats = reinforce.update(rollout, policy, value_fn if critic else None, optim, config,
+                             np.random.default_rng(0))
 
     # Env 0 ends at rows 2 and 6, env 1 at rows 1, 4 and 7; env 2 never ends: dropped.
     complete = np.zeros((8, 3), bool)
@@ -308,17 +325,18 @@ def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi)
         dist = policy.distribution(obs)
         return -np.sum(weights * dist.log_prob(actions)) / 5 - ENT * dist.entropy().mean()
 
-    assert relative_error(p_opt.grads[0], numerical_gradient(policy_loss, policy.params)) < 1e-6
-    if psi == "baseline":
+    assert relative_error(optim.policy_grads[0],
+                          numerical_gradient(policy_loss, policy.params)) < 1e-6
+    if critic:
         G = weights + rollout.values[complete]
 
         def value_loss():
             return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - G) ** 2)
 
-        assert relative_error(v_opt.grads[0],
+        assert relative_error(optim.value_grads[0],
                               numerical_gradient(value_loss, value_fn.params)) < 1e-6
     else:
-        assert v_opt.grads == []
+        assert optim.grads[0].size == policy.params.size        # the policy's gradient only
 
 
 # ------------------------------------------------------------------------------------------
@@ -341,12 +359,10 @@ def scramble(rollout, rows, seed=0):
 
 def run_update(module, rollout, policy0, value0, **hp):
     config = make_config(module.Config, num_envs=3, num_steps=8, **hp)
-    policy, value_fn = fresh_networks(policy0, value0)
-    critic = value_fn if getattr(module, "uses_critic", lambda c: True)(config) else None
-    p_opt = Adam(policy.params, 0.01)
-    v_opt = Adam(value_fn.params, 0.01)
-    stats = module.update(rollout, policy, critic, p_opt, v_opt, config,
-                          np.random.default_rng(42))
+    uses_critic = getattr(module, "uses_critic", lambda c: True)(config)
+    policy, value_fn, params = fresh_networks(policy0, value0, uses_critic)
+    stats = module.update(rollout, policy, value_fn if uses_critic else None, Adam(params, 0.01),
+                          config, np.random.default_rng(42))
     return np.concatenate([policy.params, value_fn.params]), stats
 
 
@@ -421,7 +437,7 @@ def test_reinforce_without_a_finished_episode_raises_a_clear_error():
     rollout = RolloutCollector(env, policy, None, 8, np.random.default_rng(0), seed=0).collect()
     config = make_config(reinforce.Config, num_envs=1, num_steps=8, psi="reward_to_go")
     with pytest.raises(ValueError, match="num_steps"):
-        reinforce.update(rollout, policy, None, Adam(policy.params), None, config,
+        reinforce.update(rollout, policy, None, Adam(policy.params), config,
                          np.random.default_rng(0))
 
 
@@ -450,8 +466,8 @@ def test_update_on_a_single_transition_with_normalisation_stays_finite(module, h
     rollout = RolloutCollector(env, policy, value_fn, 1, np.random.default_rng(0), seed=0).collect()
     assert rollout.mask.sum() == 1
     config = make_config(module.Config, num_envs=1, num_steps=1, norm_adv=True, **hp)
-    stats = module.update(rollout, policy, value_fn, Adam(policy.params), Adam(value_fn.params),
-                          config, np.random.default_rng(0))
+    stats = module.update(rollout, policy, value_fn, Adam(join_params(policy, value_fn)), config,
+                          np.random.default_rng(0))
     assert all(np.isfinite(v) for v in stats.values())
     assert np.isfinite(policy.params).all() and np.isfinite(value_fn.params).all()
 

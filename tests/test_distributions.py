@@ -105,7 +105,7 @@ def test_categorical_rejects_bad_logits_and_rng():
     with pytest.raises(ValueError, match="logits"):
         Categorical(np.zeros((2, 0)))
     with pytest.raises(TypeError, match="rng"):
-        Categorical(np.zeros(3)).sample(0)
+        Categorical(np.zeros(3)).sample("seed")
 
 
 # ------------------------------------------------------------------------------------------
@@ -176,3 +176,89 @@ def test_gaussian_rejects_bad_shapes():
         DiagGaussian(np.zeros((4, 2)), np.zeros(2)).log_prob(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="mean"):
         DiagGaussian(np.array([[0.0, np.inf]]), np.zeros(2))
+
+
+# ------------------------------------------------------------------------------------------
+# param_grads: the gradient of L = sum_i w_i log pi(a_i) + sum_i c_i H_i, one method for both
+# ------------------------------------------------------------------------------------------
+
+def categorical_case(seed, shape=(6,)):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=shape + (4,)) * 1.5
+    actions = rng.integers(0, 4, size=shape)
+    return rng, logits, actions
+
+
+@pytest.mark.parametrize("c_kind", ["zero", "scalar", "per_sample"])
+@pytest.mark.parametrize("shape", [(6,), (2, 3)], ids=["B", "T-N"])
+def test_categorical_param_grads_match_finite_differences(c_kind, shape):
+    rng, logits, actions = categorical_case(10, shape)
+    w = rng.normal(size=shape)
+    c = {"zero": 0.0, "scalar": -0.3, "per_sample": rng.normal(size=shape)}[c_kind]
+
+    def loss():
+        dist = Categorical(logits)
+        return (w * dist.log_prob(actions)).sum() + (c * dist.entropy()).sum()
+
+    grads = Categorical(logits).param_grads(actions, w, c)
+    assert grads.logits.shape == logits.shape
+    assert relative_error(numerical_gradient(loss, logits), grads.logits) < 1e-7
+
+
+@pytest.mark.parametrize("c_kind", ["zero", "scalar", "per_sample"])
+@pytest.mark.parametrize("shape", [(6,), (2, 3)], ids=["B", "T-N"])
+def test_gaussian_param_grads_match_finite_differences_including_the_shared_log_std(c_kind,
+                                                                                    shape):
+    rng = np.random.default_rng(11)
+    mean, log_std = rng.normal(size=shape + (2,)), np.array([-0.4, 0.3])
+    actions = mean + rng.normal(size=mean.shape)
+    w = rng.normal(size=shape)
+    c = {"zero": 0.0, "scalar": -0.3, "per_sample": rng.normal(size=shape)}[c_kind]
+
+    def loss():
+        dist = DiagGaussian(mean, log_std)
+        return (w * dist.log_prob(actions)).sum() + (c * dist.entropy()).sum()
+
+    grads = DiagGaussian(mean, log_std).param_grads(actions, w, c)
+    assert grads.mean.shape == mean.shape and grads.log_std.shape == (2,)
+    assert relative_error(numerical_gradient(loss, mean), grads.mean) < 1e-7
+    assert relative_error(numerical_gradient(loss, log_std), grads.log_std) < 1e-7
+
+
+def test_param_grads_is_the_weighted_sum_of_the_scores_and_the_entropy_gradient():
+    rng, logits, actions = categorical_case(12)
+    w, c = rng.normal(size=6), -0.2
+    dist = Categorical(logits)
+    np.testing.assert_allclose(dist.param_grads(actions, w, c).logits,
+                               w[:, None] * dist.score(actions) + c * dist.entropy_grad(),
+                               rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_distributions_compute_in_the_dtype_of_their_parameters(dtype):
+    rng, logits, actions = categorical_case(13)
+    dist = Categorical(logits.astype(dtype))
+    assert dist.log_prob(actions).dtype == dist.entropy().dtype == dtype
+    assert dist.param_grads(actions, rng.normal(size=6), 0.1).logits.dtype == dtype
+    gaussian = DiagGaussian(rng.normal(size=(6, 2)).astype(dtype), np.zeros(2, dtype))
+    sample = gaussian.sample(0)
+    assert gaussian.log_prob(sample).dtype == dtype
+    grads = gaussian.param_grads(sample, rng.normal(size=6), 0.1)
+    assert grads.mean.dtype == grads.log_std.dtype == dtype
+
+
+def test_param_grads_reject_weights_of_the_wrong_shape():
+    _, logits, actions = categorical_case(14)
+    with pytest.raises(ValueError, match="grad_log_prob"):
+        Categorical(logits).param_grads(actions, np.ones(5))
+    with pytest.raises(ValueError, match="grad_entropy"):
+        Categorical(logits).param_grads(actions, np.ones(6), np.ones(5))
+    with pytest.raises(ValueError, match="grad_log_prob"):
+        DiagGaussian(np.zeros((6, 2)), np.zeros(2)).param_grads(np.zeros((6, 2)), np.ones(7))
+
+
+def test_sample_takes_a_generator_or_an_int_seed():
+    dist = Categorical(np.zeros((50, 3)))
+    np.testing.assert_array_equal(dist.sample(7), dist.sample(np.random.default_rng(7)))
+    gaussian = DiagGaussian(np.zeros((5, 2)), np.zeros(2))
+    np.testing.assert_array_equal(gaussian.sample(7), gaussian.sample(np.random.default_rng(7)))

@@ -23,55 +23,98 @@ def test_forward_matches_the_layer_formula():
     net.biases[0][...] = 0.3                      # nonzero biases, so they are tested too
     x = np.random.default_rng(1).normal(size=(4, 3))
     expected, _ = reference_forward(net, x)
-    np.testing.assert_allclose(net.forward(x), expected, rtol=1e-12, atol=1e-15)
+    out, _ = net.forward(x)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-15)
+
+
+def generic_net(activation, seed=3, sizes=(3, 7, 6, 2)):
+    net = MLP(sizes, activation=activation, rng=seed)
+    net.params += 0.1 * np.random.default_rng(seed).normal(size=net.params.shape)  # nonzero biases
+    return net
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_backward_matches_finite_differences(activation):
     rng = np.random.default_rng(2)
-    net = MLP((3, 7, 6, 2), activation=activation, rng=3)
-    net.params += 0.1 * rng.normal(size=net.params.shape)     # nonzero biases, generic weights
+    net = generic_net(activation)
     x = rng.normal(size=(5, 3))
     if activation == "relu":
         # Central differences are only valid away from relu's kink at z = 0.
         _, pre_activations = reference_forward(net, x)
         assert min(np.abs(z).min() for z in pre_activations) > 1e-3
     weights = rng.normal(size=(5, 2))             # L = sum(weights * output): dL/doutput = weights
-    loss = lambda: (weights * net.forward(x)).sum()
+    loss = lambda: (weights * net.forward(x)[0]).sum()
 
-    net.forward(x)
-    grad_x = net.backward(weights)
-    analytic_params = net.grads.copy()
+    _, cache = net.forward(x)
+    grad_x, grad_params = net.backward(cache, weights)
 
     assert relative_error(numerical_gradient(loss, x), grad_x) < 1e-6
-    assert relative_error(numerical_gradient(loss, net.params), analytic_params) < 1e-6
+    assert relative_error(numerical_gradient(loss, net.params), grad_params) < 1e-6
 
 
-def test_backward_overwrites_grads_instead_of_accumulating():
-    net = MLP((2, 4, 1), rng=0)
-    x, grad_out = np.ones((3, 2)), np.ones((3, 1))
-    net.forward(x)
-    net.backward(grad_out)
-    first = net.grads.copy()
-    net.backward(grad_out)
-    np.testing.assert_array_equal(net.grads, first)
-
-
-def test_backward_uses_the_most_recent_forward_whatever_its_batch_size():
+def test_two_forwards_alive_at_once_each_backward_uses_its_own_cache():
+    """Forward on batch 1, forward on batch 2 (another size), then the backwards in the opposite
+    order: each gradient is that of its own batch's loss. Nothing of a forward lives in the
+    network."""
     rng = np.random.default_rng(4)
-    net = MLP((3, 5, 2), rng=5)
-    x_small, x_big = rng.normal(size=(2, 3)), rng.normal(size=(6, 3))
-    weights = rng.normal(size=(6, 2))
-    net.forward(x_small)                          # a different batch size first
-    net.forward(x_big)
-    net.backward(weights)
-    loss = lambda: (weights * net.forward(x_big)).sum()
-    assert relative_error(numerical_gradient(loss, net.params), net.grads) < 1e-6
+    net = generic_net("tanh", seed=5, sizes=(3, 5, 4, 2))
+    x1, x2 = rng.normal(size=(2, 3)), rng.normal(size=(6, 3))
+    w1, w2 = rng.normal(size=(2, 2)), rng.normal(size=(6, 2))
+    _, cache1 = net.forward(x1)
+    _, cache2 = net.forward(x2)
+    grad_x2, grad2 = net.backward(cache2, w2)
+    grad_x1, grad1 = net.backward(cache1, w1)
+    for x, w, grad_x, grad in ((x1, w1, grad_x1, grad1), (x2, w2, grad_x2, grad2)):
+        loss = lambda: (w * net.forward(x)[0]).sum()
+        assert relative_error(numerical_gradient(loss, net.params), grad) < 1e-6
+        assert relative_error(numerical_gradient(loss, x), grad_x) < 1e-6
+    assert not np.allclose(grad1, grad2)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_jvp_is_the_directional_derivative_of_the_outputs(activation):
+    """J v against central differences of the outputs along v: (f(p + h v) - f(p - h v)) / 2h."""
+    rng = np.random.default_rng(6)
+    net = generic_net(activation, seed=7)
+    x = rng.normal(size=(5, 3))
+    vector = rng.normal(size=net.params.shape)
+    _, cache = net.forward(x)
+    jvp = net.jvp(cache, vector)
+    h, p0 = 1e-6, net.params.copy()
+    net.params[...] = p0 + h * vector
+    plus, _ = net.forward(x)
+    net.params[...] = p0 - h * vector
+    minus, _ = net.forward(x)
+    net.params[...] = p0
+    assert jvp.shape == (5, 2)
+    assert relative_error(jvp, (plus - minus) / (2 * h)) < 1e-7
+
+
+def test_jvp_and_backward_are_transposes():
+    """<J v, u> = <v, J^T u>: forward mode and reverse mode agree on every pair (v, u)."""
+    rng = np.random.default_rng(8)
+    net = generic_net("tanh", seed=9)
+    _, cache = net.forward(rng.normal(size=(7, 3)))
+    v, u = rng.normal(size=net.params.shape), rng.normal(size=(7, 2))
+    _, grad_params = net.backward(cache, u)
+    assert np.dot(net.jvp(cache, v).ravel(), u.ravel()) == pytest.approx(np.dot(v, grad_params),
+                                                                        rel=1e-12)
+
+
+def test_backward_writes_into_out_and_accumulates_nothing():
+    net = MLP((2, 4, 1), rng=0)
+    _, cache = net.forward(np.ones((3, 2)))
+    _, first = net.backward(cache, np.ones((3, 1)))
+    buffer = np.full(net.params.size + 2, 7.0)
+    _, written = net.backward(cache, np.ones((3, 1)), out=buffer[1:-1])
+    assert np.shares_memory(written, buffer)
+    np.testing.assert_array_equal(buffer[1:-1], first)          # overwritten, not added to
+    assert buffer[0] == buffer[-1] == 7.0                       # nothing outside the slice
 
 
 def test_forward_output_is_not_overwritten_by_the_next_call():
     net = MLP((2, 4, 3), rng=0)
-    first = net.forward(np.ones((5, 2)))
+    first, _ = net.forward(np.ones((5, 2)))
     kept = first.copy()
     net.forward(-np.ones((5, 2)))
     np.testing.assert_array_equal(first, kept)
@@ -79,9 +122,10 @@ def test_forward_output_is_not_overwritten_by_the_next_call():
 
 def test_batch_of_one():
     net = MLP((4, 8, 2), rng=0)
-    out = net.forward(np.ones((1, 4)))
+    out, cache = net.forward(np.ones((1, 4)))
     assert out.shape == (1, 2)
-    assert net.backward(np.ones((1, 2))).shape == (1, 4)
+    grad_x, grad_params = net.backward(cache, np.ones((1, 2)))
+    assert grad_x.shape == (1, 4) and grad_params.shape == net.params.shape
 
 
 def test_parameters_are_views_into_one_flat_vector():
@@ -89,21 +133,21 @@ def test_parameters_are_views_into_one_flat_vector():
     assert net.params.shape == (MLP.count_params((3, 4, 2)),) == (3 * 4 + 4 + 4 * 2 + 2,)
     for view in net.weights + net.biases:
         assert np.shares_memory(view, net.params)
-    for view in net.weight_grads + net.bias_grads:
-        assert np.shares_memory(view, net.grads)
     net.params[...] = 0.0                         # an in-place update reaches every layer
-    np.testing.assert_array_equal(net.forward(np.ones((1, 3))), [[0.0, 0.0]])
+    np.testing.assert_array_equal(net.forward(np.ones((1, 3)))[0], [[0.0, 0.0]])
 
 
-def test_external_buffers_hold_the_network():
+def test_an_external_buffer_holds_the_network_and_live_in_moves_it():
     n = MLP.count_params((3, 4, 2))
-    params, grads = np.zeros(n + 2), np.zeros(n + 2)
-    net = MLP((3, 4, 2), rng=0, params=params[:n], grads=grads[:n])
+    params = np.zeros(n + 2)
+    net = MLP((3, 4, 2), rng=0, params=params[:n])
     assert np.abs(params[:n]).sum() > 0 and (params[n:] == 0).all()   # initialised in place
-    net.forward(np.ones((2, 3)))
-    net.backward(np.ones((2, 2)))
-    np.testing.assert_array_equal(grads[:n], net.grads)
-    assert (grads[n:] == 0).all()
+    out, _ = net.forward(np.ones((2, 3)))
+    bigger = np.zeros(n + 5)
+    net.live_in(bigger[5:])
+    np.testing.assert_array_equal(bigger[5:], params[:n])             # the values moved along
+    bigger[5:] += 1.0                                                 # and now the new buffer
+    assert not np.allclose(net.forward(np.ones((2, 3)))[0], out)      # is the one computed from
 
 
 def test_orthogonal_init_has_orthonormal_columns_times_gain_and_zero_biases():
@@ -149,48 +193,45 @@ def test_constructor_and_backward_reject_bad_arguments():
         MLP((3, 4, 2), gains=(1.0,))
     with pytest.raises(ValueError, match="params"):
         MLP((3, 2), params=np.zeros(5))
+    with pytest.raises(TypeError, match="params"):
+        MLP((3, 2), params=np.zeros(8, np.int64))
     with pytest.raises(TypeError, match="rng"):
         MLP((3, 2), rng="seed")
     net = MLP((3, 4, 2), rng=0)
-    with pytest.raises(RuntimeError, match="before forward"):
-        net.backward(np.ones((1, 2)))
-    net.forward(np.ones((2, 3)))
+    _, cache = net.forward(np.ones((2, 3)))
     with pytest.raises(ValueError, match="grad_out"):
-        net.backward(np.ones((3, 2)))
+        net.backward(cache, np.ones((3, 2)))          # not the batch of that forward
+    with pytest.raises(ValueError, match="out"):
+        net.backward(cache, np.ones((2, 2)), out=np.zeros(3))
+    with pytest.raises(TypeError, match="out"):
+        net.backward(cache, np.ones((2, 2)), out=np.zeros(net.params.size, np.float32))
+    with pytest.raises(ValueError, match="vector"):
+        net.jvp(cache, np.zeros(3))
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_float32_arithmetic_gives_the_float64_results_to_float32_precision(activation):
-    """dtype=float32 computes in float32 on a copy of the float64 params, and writes float64
-    grads. Same weights, same inputs: outputs and gradients agree to float32 rounding (~1e-7
+    """dtype=float32 keeps float32 parameters and computes in float32 end to end. Same weights
+    (rounded to float32), same inputs: outputs and gradients agree to float32 rounding (~1e-7
     relative per operation, a few hundred operations deep), not bit for bit."""
     sizes = (4, 32, 32, 3)
     net64 = MLP(sizes, activation, rng=0)
     net32 = MLP(sizes, activation, rng=0, dtype=np.float32)
-    np.testing.assert_array_equal(net32.params, net64.params)
+    assert net32.params.dtype == np.float32
+    np.testing.assert_array_equal(net32.params, net64.params.astype(np.float32))
+    net64.params[...] = net32.params                  # the same numbers in both
     rng = np.random.default_rng(1)
     x, grad_out = rng.normal(size=(50, 4)), rng.normal(size=(50, 3))
-    out64, out32 = net64.forward(x), net32.forward(x)
+    (out64, cache64), (out32, cache32) = net64.forward(x), net32.forward(x)
     assert out32.dtype == np.float32
     assert relative_error(out32, out64) < 1e-5
-    grad_x64, grad_x32 = net64.backward(grad_out), net32.backward(grad_out)
-    assert net32.grads.dtype == np.float64
-    assert relative_error(net32.grads, net64.grads) < 1e-5
+    (grad_x64, grad64), (grad_x32, grad32) = (net64.backward(cache64, grad_out),
+                                              net32.backward(cache32, grad_out))
+    assert grad32.dtype == grad_x32.dtype == np.float32
+    assert relative_error(grad32, grad64) < 1e-5
     assert relative_error(grad_x32, grad_x64) < 1e-5
     # ...and float32 really is a different arithmetic: the results are not bit-identical.
-    assert not np.array_equal(net32.grads, net64.grads)
-
-
-def test_a_float32_network_sees_every_change_to_its_float64_params():
-    net = MLP((3, 8, 2), rng=0, dtype=np.float32)
-    x = np.ones((2, 3))
-    before = net.forward(x).copy()
-    net.params += 0.5                          # an optimizer step, in place
-    after = net.forward(x)
-    reference = MLP((3, 8, 2), rng=0)
-    reference.params += 0.5
-    np.testing.assert_allclose(after, reference.forward(x), rtol=1e-5)
-    assert not np.allclose(before, after)
+    assert not np.array_equal(grad32, grad64)
 
 
 def test_dtype_must_be_float32_or_float64():

@@ -119,7 +119,7 @@ def test_bad_params_and_grads_raise():
     with pytest.raises(TypeError, match="params"):
         Adam([0.0, 1.0])
     adam = Adam(np.zeros(3))
-    with pytest.raises(ValueError, match="grads"):
+    with pytest.raises(ValueError, match="grad must have the shape"):
         adam.step(np.zeros(4))
     with pytest.raises(ValueError, match="non-finite"):
         adam.step(np.array([0.0, np.nan, 0.0]))
@@ -145,12 +145,13 @@ def test_clip_grad_norm_leaves_small_gradients_untouched():
     np.testing.assert_array_equal(grads, [0.3, -0.4])
 
 
-def test_clip_grad_norm_uses_one_global_norm_across_a_list():
-    policy_grads, value_grads = np.array([3.0]), np.array([[4.0, 0.0], [0.0, 0.0]])
-    norm = clip_grad_norm([policy_grads, value_grads], max_norm=2.5)
+def test_clip_grad_norm_of_a_joint_vector_is_one_global_norm_over_both_networks():
+    grad = np.array([3.0, 4.0, 0.0, 0.0, 0.0])          # policy [3], value [4, 0, 0, 0]
+    policy_grad, value_grad = grad[:1], grad[1:]
+    norm = clip_grad_norm(grad, max_norm=2.5)
     assert norm == 5.0
-    np.testing.assert_allclose(policy_grads, [1.5])                 # both scaled by 2.5 / 5
-    np.testing.assert_allclose(value_grads, [[2.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(policy_grad, [1.5])       # both scaled by 2.5 / 5, in place
+    np.testing.assert_allclose(value_grad, [2.0, 0.0, 0.0, 0.0])
 
 
 def test_clip_grad_norm_rejects_bad_input():
@@ -158,8 +159,8 @@ def test_clip_grad_norm_rejects_bad_input():
         clip_grad_norm(np.ones(2), max_norm=0.0)
     with pytest.raises(ValueError, match="non-finite"):
         clip_grad_norm(np.array([1.0, np.nan]), max_norm=1.0)
-    with pytest.raises(TypeError, match="grads"):
-        clip_grad_norm([1.0, 2.0], max_norm=1.0)
+    with pytest.raises(TypeError, match="grad"):
+        clip_grad_norm([1.0, 2.0], max_norm=1.0)          # a list cannot be scaled in place
 
 
 # ------------------------------------------------------------------------------------------

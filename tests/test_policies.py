@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state, load,
-                             value_loss)
+from minipg.distributions import CategoricalGrads, DiagGaussianGrads
+from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state,
+                             join_params, load, value_loss)
 
 
 ENTROPY_COEF = 0.3
@@ -27,25 +28,26 @@ def test_categorical_policy_gradient_matches_finite_differences():
         dist = policy.distribution(obs)
         return (w * dist.log_prob(actions)).sum() + ENTROPY_COEF * dist.entropy().sum()
 
-    dist = policy.distribution(obs)
-    policy.backward(w[:, None] * dist.score(actions) + ENTROPY_COEF * dist.entropy_grad())
-    assert relative_error(numerical_gradient(loss, policy.params), policy.grads) < 1e-6
+    dist, cache = policy.forward(obs)
+    # Built from the scores by hand here; dist.param_grads is the same sum (test_distributions).
+    grad_logits = w[:, None] * dist.score(actions) + ENTROPY_COEF * dist.entropy_grad()
+    grad = policy.backward(cache, CategoricalGrads(grad_logits))
+    assert relative_error(numerical_gradient(loss, policy.params), grad) < 1e-6
 
 
-def gaussian_loss_and_backward(policy, obs, actions, w):
-    """L = sum_i w_i log pi(a_i | s_i) + c * sum_i H; returns the loss function after backward."""
+def gaussian_loss_and_grad(policy, obs, actions, w):
+    """L = sum_i w_i log pi(a_i | s_i) + c * sum_i H: (the loss as a function, dL/dparams)."""
     def loss():
         dist = policy.distribution(obs)
         return (w * dist.log_prob(actions)).sum() + ENTROPY_COEF * dist.entropy().sum()
 
-    dist = policy.distribution(obs)
+    dist, cache = policy.forward(obs)
     score_mean, score_log_std = dist.score(actions)
     grad_mean = w[:, None] * score_mean
     # log_std is shared: sum its per-sample gradients; each of the B entropies adds dH/dlog_std.
     grad_log_std = ((w[:, None] * score_log_std).sum(axis=0)
                     + ENTROPY_COEF * len(w) * dist.entropy_grad())
-    policy.backward(grad_mean, grad_log_std)
-    return loss
+    return loss, policy.backward(cache, DiagGaussianGrads(grad_mean, grad_log_std))
 
 
 def test_gaussian_policy_gradient_matches_finite_differences_including_log_std():
@@ -53,9 +55,9 @@ def test_gaussian_policy_gradient_matches_finite_differences_including_log_std()
     policy = GaussianPolicy(3, 2, hidden_sizes=(6, 5), log_std_init=[-0.5, 0.3], rng=3)
     policy.params += 0.3 * rng.normal(size=policy.params.shape)
     obs, actions, w = rng.normal(size=(7, 3)), rng.normal(size=(7, 2)), rng.normal(size=7)
-    loss = gaussian_loss_and_backward(policy, obs, actions, w)
-    assert np.abs(policy.grads[-2:]).min() > 0              # the log_std entries get a gradient
-    assert relative_error(numerical_gradient(loss, policy.params), policy.grads) < 1e-6
+    loss, grad = gaussian_loss_and_grad(policy, obs, actions, w)
+    assert np.abs(grad[-2:]).min() > 0                      # the log_std entries get a gradient
+    assert relative_error(numerical_gradient(loss, policy.params), grad) < 1e-6
 
 
 def test_gaussian_log_std_clamp_passes_no_gradient_where_clamped():
@@ -66,9 +68,9 @@ def test_gaussian_log_std_clamp_passes_no_gradient_where_clamped():
     obs, actions, w = rng.normal(size=(4, 3)), rng.normal(size=(4, 2)), rng.normal(size=4)
     dist = policy.distribution(obs)
     np.testing.assert_allclose(dist.std, np.exp([2.0, -1.0]))
-    loss = gaussian_loss_and_backward(policy, obs, actions, w)
-    assert policy.grads[-2] == 0.0 and policy.grads[-1] != 0.0
-    assert relative_error(numerical_gradient(loss, policy.params), policy.grads) < 1e-6
+    loss, grad = gaussian_loss_and_grad(policy, obs, actions, w)
+    assert grad[-2] == 0.0 and grad[-1] != 0.0
+    assert relative_error(numerical_gradient(loss, policy.params), grad) < 1e-6
 
 
 def test_value_loss_gradient_matches_finite_differences():
@@ -79,10 +81,62 @@ def test_value_loss_gradient_matches_finite_differences():
     def loss():
         return value_loss(value_function.predict(obs), targets)[0]
 
-    _, grad_values = value_loss(value_function.predict(obs), targets)
-    value_function.backward(grad_values)
-    assert relative_error(numerical_gradient(loss, value_function.params),
-                          value_function.grads) < 1e-6
+    values, cache = value_function.forward(obs)
+    _, grad_values = value_loss(values, targets)
+    grad = value_function.backward(cache, grad_values)
+    assert relative_error(numerical_gradient(loss, value_function.params), grad) < 1e-6
+
+
+@pytest.mark.parametrize("make, n_actions", [
+    (lambda: CategoricalPolicy(3, 4, hidden_sizes=(6, 5), rng=11), 4),
+    (lambda: GaussianPolicy(3, 2, hidden_sizes=(6, 5), log_std_init=[-0.5, 0.3], rng=11), 2),
+])
+def test_interleaved_forwards_backwards_in_the_opposite_order_match_finite_differences(
+        make, n_actions):
+    """forward(obs1), forward(obs2) on batches of different sizes, an act() in between, then
+    backward(cache2) before backward(cache1): each gradient is that of its own batch. (Before
+    explicit caches, the policy kept "the last forward" and this failed with a shape error, or
+    silently used the wrong activations when the shapes agreed.)"""
+    rng = np.random.default_rng(12)
+    policy = make()
+    policy.params += 0.3 * rng.normal(size=policy.params.shape)
+    batches = []
+    for size in (5, 8):
+        obs = rng.normal(size=(size, 3))
+        actions = policy.distribution(obs).sample(rng)
+        batches.append((obs, actions, rng.normal(size=size)))
+    forwards = [policy.forward(obs) for obs, _, _ in batches]
+    policy.act(rng.normal(size=(3, 3)))                          # acting in between
+    grads = [None, None]
+    for k in (1, 0):                                             # the opposite order
+        dist, cache = forwards[k]
+        _, actions, w = batches[k]
+        grads[k] = policy.backward(cache, dist.param_grads(actions, w, ENTROPY_COEF))
+    for (obs, actions, w), grad in zip(batches, grads):
+        def loss():
+            dist = policy.distribution(obs)
+            return (w * dist.log_prob(actions)).sum() + ENTROPY_COEF * dist.entropy().sum()
+        assert relative_error(numerical_gradient(loss, policy.params), grad) < 1e-6
+
+
+def test_join_params_puts_both_networks_in_one_vector_that_they_compute_from():
+    policy = GaussianPolicy(3, 2, hidden_sizes=(5,), rng=0)
+    value_fn = ValueFunction(3, hidden_sizes=(4,), rng=1)
+    obs = np.random.default_rng(2).normal(size=(6, 3))
+    before = policy.distribution(obs).mean, value_fn.predict(obs)
+    policy_params, value_params = policy.params.copy(), value_fn.params.copy()
+    params = join_params(policy, value_fn)
+    np.testing.assert_array_equal(params, np.concatenate([policy_params, value_params]))
+    assert np.shares_memory(policy.params, params) and np.shares_memory(value_fn.params, params)
+    assert np.shares_memory(policy.raw_log_std, params)
+    np.testing.assert_array_equal(policy.distribution(obs).mean, before[0])
+    np.testing.assert_array_equal(value_fn.predict(obs), before[1])
+    params[...] += 0.1                               # an optimizer step reaches both networks
+    assert not np.allclose(policy.distribution(obs).mean, before[0])
+    assert not np.allclose(value_fn.predict(obs), before[1])
+    np.testing.assert_allclose(policy.log_std, policy_params[-2:] + 0.1)
+    with pytest.raises(ValueError, match="dtype"):
+        join_params(policy, ValueFunction(3, rng=0, dtype="float32"))
 
 
 def test_value_loss_is_half_the_mean_squared_error_over_all_samples():
@@ -128,12 +182,11 @@ def test_time_first_batches_keep_their_leading_dims():
     flat = policy.distribution(obs.reshape(15, 4))
     np.testing.assert_array_equal(dist.logits.reshape(15, 2), flat.logits)
     grad = np.random.default_rng(2).normal(size=(3, 5, 2))
-    policy.distribution(obs)
-    policy.backward(grad)
-    time_first_grads = policy.grads.copy()
-    policy.distribution(obs.reshape(15, 4))
-    policy.backward(grad.reshape(15, 2))
-    np.testing.assert_allclose(time_first_grads, policy.grads, rtol=1e-12)
+    _, cache = policy.forward(obs)
+    time_first_grad = policy.backward(cache, CategoricalGrads(grad))
+    _, cache = policy.forward(obs.reshape(15, 4))
+    flat_grad = policy.backward(cache, CategoricalGrads(grad.reshape(15, 2)))
+    np.testing.assert_allclose(time_first_grad, flat_grad, rtol=1e-12)
 
 
 def test_gaussian_clips_only_the_copy_sent_to_the_env():
@@ -221,17 +274,19 @@ def test_bad_observations_raise_naming_obs(make):
         ValueFunction(4, hidden_sizes=(8,), rng=0).predict(np.zeros((0, 4)))
 
 
-def test_backward_checks_it_follows_a_forward_of_the_same_shape():
+def test_backward_checks_the_gradient_matches_the_batch_of_its_cache():
     policy = CategoricalPolicy(4, 2, hidden_sizes=(8,), rng=0)
-    with pytest.raises(RuntimeError, match="before a forward"):
-        policy.backward(np.zeros((3, 2)))
-    policy.distribution(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="grad_logits"):
-        policy.backward(np.zeros((2, 2)))
+    _, cache = policy.forward(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="dist_grads.logits"):
+        policy.backward(cache, CategoricalGrads(np.zeros((2, 2))))
     gaussian = GaussianPolicy(4, 2, hidden_sizes=(8,), rng=0)
-    gaussian.distribution(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="grad_log_std"):
-        gaussian.backward(np.zeros((3, 2)), np.zeros((3, 2)))           # not summed over batch
+    _, cache = gaussian.forward(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="dist_grads.log_std"):                # not summed
+        gaussian.backward(cache, DiagGaussianGrads(np.zeros((3, 2)), np.zeros((3, 2))))
+    value_fn = ValueFunction(4, hidden_sizes=(8,), rng=0)
+    _, cache = value_fn.forward(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="grad_values"):
+        value_fn.backward(cache, np.zeros((3, 1)))
 
 
 def test_gaussian_rejects_bad_log_std_settings():

@@ -132,10 +132,10 @@ def test_a_nan_reward_raises_floating_point_error_naming_rewards_and_where(tmp_p
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
 def test_a_blown_up_update_raises_floating_point_error_naming_where(tmp_path, algo):
-    """learning_rate 1e300: after one Adam step the critic's squared error overflows. The
-    contract (issue 4, DESIGN.md) is a FloatingPointError from the trainer that says where the
-    non-finite value first appeared (here the value loss / value network)."""
-    with pytest.raises(FloatingPointError, match="value"):
+    """learning_rate 1e300: the first Adam step overflows the parameters. The contract is a
+    FloatingPointError from the trainer that says where the non-finite value first appeared
+    (the parameters, after an optimizer step) and when."""
+    with pytest.raises(FloatingPointError, match="parameters non-finite.*iteration 1"):
         minipg.train("CartPole-v1", algo, 4096, 0, run_dir=str(tmp_path), learning_rate=1e300,
                      **SMALL)
 

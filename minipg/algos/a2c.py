@@ -13,42 +13,31 @@ gradient step, on the data the current policy collected, so no importance ratio 
 
 and the critic regresses on the lambda-returns A_i + V(s_i) (also a mean over steps).
 """
-import math
 from dataclasses import dataclass
 
-from minipg.algos.common import (normalize, optimizer_step, policy_backward,
-                                 score_function_loss, value_backward)
-from minipg.config import TrainConfig, check_range
+import numpy as np
+
+from minipg.algos.common import clip_and_step, normalize, score_function_loss
+from minipg.config import ActorCriticConfig
+from minipg.policies import value_loss
 from minipg.returns import gae
 
 # Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
-COMPLETE_EPISODES = False
+RESET_ENVS_EACH_ROLLOUT = False
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(ActorCriticConfig):
     num_envs: int = 16
-    """N, the number of environments stepped together."""
     num_steps: int = 16
-    """T, steps per environment per rollout; one gradient step per rollout."""
     learning_rate: float = 2e-3
-    """Adam step size for the policy and the value function."""
-    lam: float = 0.95
-    """GAE lambda: 0 is the one-step TD residual, 1 the Monte Carlo return minus V."""
-    ent_coef: float = 0.0
-    """beta, the weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss in the shared gradient-norm budget."""
-
-    def validate(self):
-        super().validate()
-        check_range("lam", self.lam, 0.0, 1.0)
-        check_range("ent_coef", self.ent_coef, 0.0, math.inf)
-        check_range("vf_coef", self.vf_coef, 0.0, math.inf)
 
 
-def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
-    """One gradient step of the policy and the critic on one rollout."""
+def update(rollout, policy, value_fn, optim, config, rng):
+    """One gradient step of the policy and the critic on one rollout.
+
+    optim holds the parameters of both networks in one vector, the policy's first.
+    """
     advantages = gae(rollout.rewards, rollout.values, rollout.next_values,
                      rollout.terminated, rollout.truncated, config.gamma, config.lam)
     returns = advantages + rollout.values
@@ -60,11 +49,14 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
         b_advantages = normalize(b_advantages)
     B = len(b_obs)
 
-    dist = policy.distribution(b_obs)
+    dist, policy_cache = policy.forward(b_obs)
+    values, value_cache = value_fn.forward(b_obs)
     policy_loss, grad_log_prob = score_function_loss(dist.log_prob(b_actions), b_advantages, B)
-    entropy = float(dist.entropy().mean())
-    policy_backward(policy, dist, b_actions, grad_log_prob, -config.ent_coef / B)
-    value_loss = value_backward(value_fn, b_obs, b_returns, config.vf_coef)
-    grad_norm = optimizer_step(policy, value_fn, policy_optim, value_optim, config.max_grad_norm)
-    return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
-            "grad_norm": grad_norm}
+    v_loss, grad_values = value_loss(values, b_returns)
+
+    dist_grads = dist.param_grads(b_actions, grad_log_prob, -config.ent_coef / B)
+    grad = np.concatenate([policy.backward(policy_cache, dist_grads),
+                           value_fn.backward(value_cache, config.vf_coef * grad_values)])
+    grad_norm = clip_and_step(optim, grad, config.max_grad_norm)
+    return {"policy_loss": policy_loss, "value_loss": v_loss,
+            "entropy": float(dist.entropy().mean()), "grad_norm": grad_norm}

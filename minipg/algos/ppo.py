@@ -23,52 +23,42 @@ from typing import Optional
 
 import numpy as np
 
-from minipg.algos.common import normalize, optimizer_step, policy_backward, value_backward
-from minipg.config import TrainConfig, check_positive_int, check_range
+from minipg.algos.common import clip_and_step, normalize
+from minipg.checks import check_int, check_real
+from minipg.config import ActorCriticConfig
+from minipg.policies import value_loss
 from minipg.returns import gae
 
 # Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
-COMPLETE_EPISODES = False
+RESET_ENVS_EACH_ROLLOUT = False
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(ActorCriticConfig):
     # Defaults tuned on CartPole-v1 (benchmarks/bench_cartpole.py): close to rl-zoo's tuned
     # PPO (gamma 0.98, lam 0.8, many epochs on a small batch), with twice the envs per step
     # call and a larger learning rate, so that seeds 0-2 solve it within ~15k env steps.
     num_envs: int = 16
-    """N, the number of environments stepped together."""
     num_steps: int = 32
-    """T, steps per environment per rollout; the batch is the T * N real transitions."""
     gamma: float = 0.98
-    """Discount factor."""
     learning_rate: float = 3e-3
-    """Adam step size for the policy and the value function (decayed linearly if anneal_lr)."""
     lam: float = 0.8
-    """GAE lambda: 0 is the one-step TD residual, 1 the Monte Carlo return minus V."""
     update_epochs: int = 10
     """K, passes over the batch per rollout."""
     num_minibatches: int = 2
     """Minibatches per pass; the minibatch size is the batch size divided by this."""
     clip_coef: float = 0.2
     """epsilon of the clipped surrogate: the ratio is clipped to [1 - eps, 1 + eps]."""
-    ent_coef: float = 0.0
-    """beta, the weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss (it shares the gradient-norm budget with the policy)."""
     target_kl: Optional[float] = None
     """Stop the epochs of an update early once the approximate KL exceeds this (None: never)."""
 
     def validate(self):
         super().validate()
-        check_range("lam", self.lam, 0.0, 1.0)
-        check_range("clip_coef", self.clip_coef, 0.0, 10.0)
-        check_range("ent_coef", self.ent_coef, 0.0, math.inf)
-        check_range("vf_coef", self.vf_coef, 0.0, math.inf)
-        check_positive_int("update_epochs", self.update_epochs)
-        check_positive_int("num_minibatches", self.num_minibatches)
+        check_real("clip_coef", self.clip_coef, 0.0, 10.0)
+        check_int("update_epochs", self.update_epochs, 1)
+        check_int("num_minibatches", self.num_minibatches, 1)
         if self.target_kl is not None:
-            check_range("target_kl", self.target_kl, 0.0, math.inf)
+            check_real("target_kl", self.target_kl, 0.0)
 
 
 def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
@@ -87,8 +77,46 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
     return loss, grad_log_prob, ratio
 
 
-def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
-    """One PPO update on a collected rollout; returns statistics for the log."""
+def approx_kl(log_prob, old_log_prob):
+    """KL(pi_old || pi_theta) ~ mean((ratio - 1) - log ratio): unbiased, and >= 0 per sample."""
+    log_ratio = log_prob - old_log_prob
+    return float(np.mean(np.expm1(log_ratio) - log_ratio))
+
+
+def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob, mb_advantages,
+                   mb_returns, config):
+    """One gradient step of PPO on a minibatch; returns its statistics for the log."""
+    B = len(mb_obs)
+    if config.norm_adv:
+        mb_advantages = normalize(mb_advantages)
+    dist, policy_cache = policy.forward(mb_obs)
+    values, value_cache = value_fn.forward(mb_obs)
+    log_prob = dist.log_prob(mb_actions)
+
+    # The losses and their gradients with respect to log pi, H and V.
+    policy_loss, grad_log_prob, ratio = clipped_surrogate(log_prob, mb_old_log_prob,
+                                                          mb_advantages, config.clip_coef)
+    grad_entropy = -config.ent_coef / B              # L_H = -ent_coef * mean_i H_i
+    v_loss, grad_values = value_loss(values, mb_returns)
+
+    # The chain rule: -> distribution parameters -> both networks' parameters -> one step.
+    dist_grads = dist.param_grads(mb_actions, grad_log_prob, grad_entropy)
+    grad = np.concatenate([policy.backward(policy_cache, dist_grads),    # laid out like
+                           value_fn.backward(value_cache, config.vf_coef * grad_values)])  # params
+    grad_norm = clip_and_step(optim, grad, config.max_grad_norm)
+
+    return {"policy_loss": policy_loss, "value_loss": v_loss,
+            "entropy": float(dist.entropy().mean()),
+            "approx_kl": approx_kl(log_prob, mb_old_log_prob),
+            "clip_frac": float(np.mean(np.abs(ratio - 1.0) > config.clip_coef)),
+            "grad_norm": grad_norm}
+
+
+def update(rollout, policy, value_fn, optim, config, rng):
+    """One PPO update on a collected rollout; returns statistics for the log.
+
+    optim holds the parameters of both networks in one vector, the policy's first.
+    """
     # 1. Advantages over the whole (T, N) rollout, and the value targets (lambda-returns).
     advantages = gae(rollout.rewards, rollout.values, rollout.next_values,
                      rollout.terminated, rollout.truncated, config.gamma, config.lam)
@@ -96,49 +124,20 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
 
     # 2. Flatten the real transitions into one batch (reset steps are not transitions).
     mask = rollout.mask
-    b_obs, b_actions = rollout.obs[mask], rollout.actions[mask]
-    b_log_prob, b_advantages, b_returns = rollout.log_prob[mask], advantages[mask], returns[mask]
+    b_obs, b_actions, b_old_log_prob = rollout.obs[mask], rollout.actions[mask], rollout.log_prob[mask]
+    b_advantages, b_returns = advantages[mask], returns[mask]
     batch_size = len(b_obs)
     minibatch_size = max(1, math.ceil(batch_size / config.num_minibatches))
 
-    stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [],
-             "clip_frac": [], "grad_norm": []}
+    # 3. K epochs of minibatch steps on the clipped surrogate.
+    stats = []
     for epoch in range(config.update_epochs):
         order = rng.permutation(batch_size)
         for start in range(0, batch_size, minibatch_size):
             mb = order[start:start + minibatch_size]
-            B = len(mb)
-            mb_advantages = b_advantages[mb]
-            if config.norm_adv:
-                mb_advantages = normalize(mb_advantages)
-
-            # 3. log pi_theta(a|s) under the current parameters (pi_old's is in the buffer).
-            dist = policy.distribution(b_obs[mb])
-            log_prob = dist.log_prob(b_actions[mb])
-
-            # 4. Clipped surrogate and its gradient with respect to log_prob.
-            policy_loss, grad_log_prob, ratio = clipped_surrogate(
-                log_prob, b_log_prob[mb], mb_advantages, config.clip_coef)
-
-            # 5. Entropy bonus: L_H = -ent_coef * mean_i H_i, so dL_H/dH_i = -ent_coef / B.
-            entropy = dist.entropy().mean()
-            policy_backward(policy, dist, b_actions[mb], grad_log_prob, -config.ent_coef / B)
-
-            # 6. Value regression on the lambda-returns.
-            value_loss = value_backward(value_fn, b_obs[mb], b_returns[mb], config.vf_coef)
-
-            grad_norm = optimizer_step(policy, value_fn, policy_optim, value_optim,
-                                       config.max_grad_norm)
-
-            # KL(pi_old || pi_theta) ~ mean((ratio - 1) - log ratio): unbiased and >= 0 per sample.
-            logratio = log_prob - b_log_prob[mb]
-            approx_kl = float(np.mean((ratio - 1.0) - logratio))
-            stats["policy_loss"].append(policy_loss)
-            stats["value_loss"].append(value_loss)
-            stats["entropy"].append(entropy)
-            stats["approx_kl"].append(approx_kl)
-            stats["clip_frac"].append(float(np.mean(np.abs(ratio - 1.0) > config.clip_coef)))
-            stats["grad_norm"].append(grad_norm)
-        if config.target_kl is not None and approx_kl > config.target_kl:
+            stats.append(minibatch_step(policy, value_fn, optim, b_obs[mb], b_actions[mb],
+                                        b_old_log_prob[mb], b_advantages[mb], b_returns[mb],
+                                        config))
+        if config.target_kl is not None and stats[-1]["approx_kl"] > config.target_kl:
             break
-    return {name: float(np.mean(values)) for name, values in stats.items()}
+    return {name: float(np.mean([s[name] for s in stats])) for name in stats[0]}

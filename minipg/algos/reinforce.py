@@ -17,44 +17,34 @@ starts from fresh resets and the steps of an episode still running at its end ar
 would need a bootstrap, which is what A2C and PPO do instead). A time-limit end is completed with
 V(final observation) when there is a critic ("baseline"), and with 0 otherwise.
 """
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import (normalize, optimizer_step, policy_backward,
-                                 score_function_loss, value_backward)
-from minipg.config import TrainConfig, check_range
+from minipg.algos.common import clip_and_step, normalize, score_function_loss
+from minipg.checks import check_choice
+from minipg.config import TrainConfig
+from minipg.policies import value_loss
 from minipg.returns import reward_to_go
 
 # Every rollout starts from env resets, so that each column begins with a fresh episode.
-COMPLETE_EPISODES = True
+RESET_ENVS_EACH_ROLLOUT = True
 PSI = ("return", "reward_to_go", "baseline")
 
 
 @dataclass
 class Config(TrainConfig):
     num_envs: int = 16
-    """N, the number of environments stepped together."""
-    num_steps: int = 512
-    """T, steps per environment per rollout; longer than an episode, so most episodes complete."""
+    num_steps: int = 512            # longer than an episode, so that most episodes complete
     learning_rate: float = 5e-3
-    """Adam step size for the policy and the value function."""
-    psi: str = "baseline"
-    """What weighs the score: "return" R(tau), "reward_to_go" G_t, or "baseline" G_t - V(s_t)."""
     norm_adv: bool = False
-    """Normalise Psi to mean 0, std 1 over the batch (off: keep the estimators as derived)."""
-    ent_coef: float = 0.0
-    """beta, the weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss ("baseline" only)."""
+    psi: str = "baseline"
+    """What weighs the score: "return" R(tau), "reward_to_go" G_t, or "baseline" G_t - V(s_t)
+    with a critic V regressed on G_t."""
 
     def validate(self):
         super().validate()
-        if self.psi not in PSI:
-            raise ValueError(f"psi must be one of {PSI}, got {self.psi!r}")
-        check_range("ent_coef", self.ent_coef, 0.0, math.inf)
-        check_range("vf_coef", self.vf_coef, 0.0, math.inf)
+        check_choice("psi", self.psi, PSI)
 
 
 def uses_critic(config):
@@ -83,8 +73,11 @@ def episode_returns(G, mask):
     return G[start_row, np.arange(N)]
 
 
-def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
-    """One gradient step on the complete episodes of a rollout."""
+def update(rollout, policy, value_fn, optim, config, rng):
+    """One gradient step on the complete episodes of a rollout.
+
+    optim holds the policy's parameters, followed by the critic's for "baseline".
+    """
     next_values = rollout.next_values if uses_critic(config) else None
     G = reward_to_go(rollout.rewards, rollout.terminated, rollout.truncated, config.gamma,
                      next_values)
@@ -106,14 +99,17 @@ def update(rollout, policy, value_fn, policy_optim, value_optim, config, rng):
         b_psi = normalize(b_psi)
 
     # L = -(1/|D|) sum_tau sum_t Psi_t log pi(a_t|s_t): a mean over episodes, a sum over steps.
-    dist = policy.distribution(b_obs)
+    dist, policy_cache = policy.forward(b_obs)
     policy_loss, grad_log_prob = score_function_loss(dist.log_prob(b_actions), b_psi,
                                                      num_episodes)
-    entropy = float(dist.entropy().mean())
-    policy_backward(policy, dist, b_actions, grad_log_prob, -config.ent_coef / len(b_obs))
-    stats = {"policy_loss": policy_loss, "entropy": entropy, "batch_episodes": num_episodes}
+    dist_grads = dist.param_grads(b_actions, grad_log_prob, -config.ent_coef / len(b_obs))
+    grad = policy.backward(policy_cache, dist_grads)
+    stats = {"policy_loss": policy_loss, "entropy": float(dist.entropy().mean()),
+             "batch_episodes": num_episodes}
     if uses_critic(config):
-        stats["value_loss"] = value_backward(value_fn, b_obs, G[mask], config.vf_coef)
-    stats["grad_norm"] = optimizer_step(policy, value_fn if uses_critic(config) else None,
-                                        policy_optim, value_optim, config.max_grad_norm)
+        # The critic regresses on G_t, a mean over steps; its gradient joins the policy's.
+        values, value_cache = value_fn.forward(b_obs)
+        stats["value_loss"], grad_values = value_loss(values, G[mask])
+        grad = np.concatenate([grad, value_fn.backward(value_cache, config.vf_coef * grad_values)])
+    stats["grad_norm"] = clip_and_step(optim, grad, config.max_grad_norm)
     return stats
