@@ -98,9 +98,13 @@ class Categorical:
         self.logits = logits
         # log-softmax with the max subtracted first: exp never overflows, and a logit 2000
         # below the max gives log_prob -2000 (finite) and prob 0, instead of log(0) = -inf.
-        shifted = logits - logits.max(axis=-1, keepdims=True)
+        # The row max comes from argmax and the row sums from a product with ones: NumPy's
+        # max and sum along a short last axis cost 5-10x more (11 us for 251 rows of 2).
+        rows = logits.reshape(-1, logits.shape[-1])
+        row_max = rows[np.arange(len(rows)), rows.argmax(axis=-1)]
+        shifted = logits - row_max.reshape(logits.shape[:-1] + (1,))
         exp = np.exp(shifted)
-        sum_exp = exp.sum(axis=-1, keepdims=True)
+        sum_exp = (exp @ np.ones(logits.shape[-1], logits.dtype))[..., None]
         self.log_probs = shifted - np.log(sum_exp)
         self.probs = exp / sum_exp
 
@@ -142,7 +146,7 @@ class Categorical:
 
     def entropy(self):
         """H = -sum_k pi_k log pi_k, shape (...,)."""
-        return -(self.probs * self.log_probs).sum(axis=-1)
+        return (self.probs * self.log_probs) @ np.full(self.n_actions, -1.0, self.logits.dtype)
 
     def sample(self, rng):
         """Draw a ~ pi by inverting the CDF with one uniform per distribution; int64 (...,).

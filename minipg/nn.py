@@ -173,12 +173,14 @@ class MLP:
         out += self.biases[-1]
         return out, MLPCache(layer_inputs)
 
-    def backward(self, cache, grad_out, out=None):
+    def backward(self, cache, grad_out, out=None, input_grad=True):
         """(grad_x, grad_params) = (dL/dx (B, in_dim), dL/dparams laid out like params).
 
         grad_out is dL/d(outputs) (B, out_dim) for the forward pass that made `cache`. The
         parameter gradient is written into `out` when given (a buffer laid out like params, e.g.
         a slice of a bigger gradient vector), else into a new array. Nothing is accumulated.
+        input_grad=False skips dL/dx (returned as None) when the inputs are data, not
+        parameters: one matmul less.
         """
         batch = cache.batch_size
         grad_out = np.asarray(grad_out, dtype=self.dtype)
@@ -196,9 +198,12 @@ class MLP:
             h_prev = cache.layer_inputs[l]
             np.matmul(h_prev.T, g, out=grad_weights[l])    # dL/dW_l = h_{l-1}^T g_l
             np.matmul(ones, g, out=grad_biases[l])         # dL/db_l = sum over the batch
-            grad_h = g @ self.weights[l].T                 # dL/dh_{l-1} = g_l W_l^T
             if l == 0:
-                return grad_h, out                         # dL/dx
+                return (g @ self.weights[0].T if input_grad else None), out    # dL/dx
+            W = self.weights[l]
+            # dL/dh_{l-1} = g_l W_l^T. With one output (a value head) that is an outer product,
+            # which NumPy's matmul computes without BLAS (20 us at B = 251): broadcast instead.
+            grad_h = g * W[:, 0] if W.shape[1] == 1 else g @ W.T
             if self.activation == "tanh":                  # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
                 derivative = h_prev * h_prev
                 np.subtract(1, derivative, out=derivative)     # 1 - h^2

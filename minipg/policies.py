@@ -154,7 +154,7 @@ class CategoricalPolicy(_Checkpointable):
         """
         grad_logits = _check_rows("dist_grads.logits", dist_grads.logits, cache.batch_shape,
                                   (self.n_actions,))
-        _, grad = self.net.backward(cache.net, grad_logits, out)
+        _, grad = self.net.backward(cache.net, grad_logits, out, input_grad=False)
         return grad
 
     def distribution(self, obs):
@@ -276,7 +276,7 @@ class GaussianPolicy(_Checkpointable):
                                    (self.action_dim,))[0]
         if out is None:
             out = np.empty_like(self.params)
-        self.net.backward(cache.net, grad_mean, out[:self.n_net])
+        self.net.backward(cache.net, grad_mean, out[:self.n_net], input_grad=False)
         out[self.n_net:] = np.where(cache.log_std_inside, grad_log_std, 0.0)
         return out
 
@@ -336,7 +336,7 @@ class ValueFunction(_Checkpointable):
     def backward(self, cache, grad_values, out=None):
         """dL/dparams (laid out like params) from dL/dV (...,) of the forward that made cache."""
         grad_values = _check_rows("grad_values", grad_values, cache.batch_shape, ())
-        _, grad = self.net.backward(cache.net, grad_values, out)
+        _, grad = self.net.backward(cache.net, grad_values, out, input_grad=False)
         return grad
 
     def predict(self, obs):

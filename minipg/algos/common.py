@@ -33,7 +33,7 @@ def score_function_loss(log_prob, psi, denominator):
 
 def normalize(advantages, eps=1e-8):
     """(A - mean(A)) / (std(A) + eps). A batch of one gives 0, not NaN (std is 0, eps is not)."""
-    centred = advantages - advantages.mean()
+    centred = advantages - advantages.sum() / advantages.size
     std = np.sqrt(np.dot(centred, centred) / centred.size)
     return centred * (1.0 / (std + eps))
 

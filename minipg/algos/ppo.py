@@ -68,19 +68,20 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
         L       = mean_i max(-A_i ratio_i, -A_i clip(ratio_i, 1 - clip_coef, 1 + clip_coef))
         dL/d log_prob_i = -A_i ratio_i / B  where the unclipped term is the max, else 0
     """
+    B = len(log_prob)
     ratio = np.exp(log_prob - old_log_prob)       # through log-probabilities: no 0/0
     unclipped = -advantages * ratio
-    clipped = -advantages * np.clip(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
-    loss = float(np.maximum(unclipped, clipped).mean())
+    clipped = -advantages * np.minimum(np.maximum(ratio, 1.0 - clip_coef), 1.0 + clip_coef)
+    loss = float(np.maximum(unclipped, clipped).sum()) / B
     # Where both terms are equal (ratio inside the range) the gradient is the unclipped one.
-    grad_log_prob = np.where(unclipped >= clipped, unclipped, 0.0) / len(ratio)
+    grad_log_prob = np.where(unclipped >= clipped, unclipped, 0.0) * (1.0 / B)
     return loss, grad_log_prob, ratio
 
 
 def approx_kl(log_prob, old_log_prob):
     """KL(pi_old || pi_theta) ~ mean((ratio - 1) - log ratio): unbiased, and >= 0 per sample."""
     log_ratio = log_prob - old_log_prob
-    return float(np.mean(np.expm1(log_ratio) - log_ratio))
+    return float((np.expm1(log_ratio) - log_ratio).sum()) / log_ratio.size
 
 
 def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob, mb_advantages,
@@ -106,9 +107,9 @@ def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob,
     grad_norm = clip_and_step(optim, grad, config.max_grad_norm)
 
     return {"policy_loss": policy_loss, "value_loss": v_loss,
-            "entropy": float(dist.entropy().mean()),
+            "entropy": float(dist.entropy().sum()) / B,
             "approx_kl": approx_kl(log_prob, mb_old_log_prob),
-            "clip_frac": float(np.mean(np.abs(ratio - 1.0) > config.clip_coef)),
+            "clip_frac": np.count_nonzero(np.abs(ratio - 1.0) > config.clip_coef) / B,
             "grad_norm": grad_norm}
 
 
