@@ -9,10 +9,8 @@ defaults: its wall-clock, throughput and the final policy's evaluation (no late 
     python benchmarks/bench_cartpole.py --algo a2c --max-steps 500000
     python benchmarks/bench_cartpole.py --hp num_envs=16 lam=0.8   # try hyperparameters
 
-The reference point is Stable-Baselines3's PPO with its tuned CartPole hyperparameters, measured
-on this 2-core machine (issue #4): ~1,750 env steps/s, solved after 15-25k env steps in 9-15 s
-of training (median 12 s), ~58 s for a 100k-step run. SB3 needs PyTorch, which minipg does not
-install, so those figures are quoted, not re-measured; the ratios below are against them.
+It prints minipg's own figures only. To set them beside another library's, run both in one
+process: benchmarks/compare_sb3.py does that for Stable-Baselines3's PPO (optional install).
 """
 import argparse
 import ast
@@ -24,11 +22,8 @@ import time
 import numpy as np
 
 import minipg
-from minipg.trainer import evaluate
+from minipg.trainer import ALGOS, evaluate
 
-SB3_SOLVE_SECONDS = 12.0        # median over seeds, quoted from issue #4
-SB3_STEPS_PER_SECOND = 1750.0
-SB3_100K_SECONDS = 58.0
 SOLVED = 475.0
 EVAL_EPISODES = 20
 
@@ -71,7 +66,7 @@ def time_to_solve(algo, seed, max_steps, hyperparameters, run_dir, eval_every=0)
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-steps", type=int, default=None,
                         help="budget for the time-to-solve runs (default 50k for PPO, else 500k)")
@@ -110,16 +105,16 @@ def main(argv=None):
     print()
     if solved:
         median_seconds = float(np.median([r[2] for r in solved]))
-        print(f"solved {len(solved)}/{len(rows)} seeds; median {median_seconds:.2f} s of training "
-              f"= {SB3_SOLVE_SECONDS / median_seconds:.0f}x faster than SB3's ~{SB3_SOLVE_SECONDS:.0f} s")
+        median_steps = float(np.median([r[1] for r in solved]))
+        print(f"solved {len(solved)}/{len(rows)} seeds; median {median_steps:,.0f} env steps, "
+              f"{median_seconds:.2f} s of training")
         print(f"max env steps to solve: {max(r[1] for r in solved):,}; "
               f"max training seconds: {max(r[2] for r in solved):.2f}")
     throughput = float(np.median([r[3] for r in rows]))
-    print(f"throughput {throughput:,.0f} env steps/s = {throughput / SB3_STEPS_PER_SECOND:.0f}x "
-          f"SB3's ~{SB3_STEPS_PER_SECOND:,.0f}")
+    print(f"throughput: median {throughput:,.0f} env steps/s of training")
     if not args.no_full:
         full = float(np.median([r[4] for r in rows]))
-        print(f"full {args.steps:,}-step run: median {full:.2f} s (SB3 ~{SB3_100K_SECONDS:.0f} s for 100k); "
+        print(f"full {args.steps:,}-step run: median {full:.2f} s wall-clock; "
               f"final eval min over seeds {min(r[5] for r in rows):.1f}")
     return rows
 
