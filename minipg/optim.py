@@ -32,21 +32,21 @@ def _check_grad(grad, params):
         raise ValueError(f"grad must have the shape of params {params.shape}, got {grad.shape}")
     if grad.dtype.kind != "f":
         raise TypeError(f"grad must be a float array, got dtype {grad.dtype}")
-    if not np.isfinite(grad).all():
-        raise ValueError(f"grad contains a non-finite value (NaN or inf) at index "
-                         f"{int(np.argmax(~np.isfinite(grad)))}: the loss or its gradient blew "
-                         f"up before this step")
+    global_norm(grad)          # raises on a NaN or inf: one dot product, no boolean array
     return grad
 
 
 def global_norm(grad):
-    """sqrt(sum of g^2 over every entry), raising ValueError if it is NaN or inf."""
+    """sqrt(sum of g^2 over every entry), raising ValueError if it is NaN or inf (a NaN or inf
+    entry, or entries so large that their squares overflow)."""
     flat = grad.ravel()
     norm = float(np.sqrt(np.dot(flat, flat)))
     if not np.isfinite(norm):
-        raise ValueError(f"grad contains a non-finite value (NaN or inf) at index "
-                         f"{int(np.argmax(~np.isfinite(flat)))}: the loss or its gradient blew "
-                         f"up before this step")
+        bad = ~np.isfinite(flat)
+        where = (f"a non-finite value (NaN or inf) at index {int(np.argmax(bad))}" if bad.any()
+                 else "values whose squares overflow")
+        raise ValueError(f"grad contains {where}: the loss or its gradient blew up before "
+                         f"this step")
     return norm
 
 

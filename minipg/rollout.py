@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from minipg.checks import as_generator
+
 
 @dataclass
 class Rollout:
@@ -75,7 +77,8 @@ class RolloutCollector:
         if mode != AutoresetMode.NEXT_STEP:
             raise ValueError(f"env must use NEXT_STEP autoreset (gymnasium's default), got "
                              f"autoreset_mode={mode}")
-        self.env, self.policy, self.value_fn, self.rng = env, policy, value_fn, rng
+        self.env, self.policy, self.value_fn = env, policy, value_fn
+        self.rng = as_generator(rng)               # a Generator or an int seed
         self.num_envs = env.num_envs
         obs_shape = env.single_observation_space.shape
         action_space = env.single_action_space

@@ -3,6 +3,7 @@
 steps that change no gradient, REINFORCE's per-trajectory bookkeeping, and advantage
 normalisation."""
 import copy
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -190,10 +191,17 @@ def toy_rollout(second=True, complete=False, value_seed=2):
     return copy.deepcopy(rollout), policy, value_fn
 
 
-def fresh_networks(policy, value_fn, critic=True):
+def fresh_networks(policy, value_fn, critic=True, dtype=None):
     """Independent copies (not deepcopy: the layers are views into the flat params), and the
-    flat vector an optimizer updates: the policy's params, then the critic's if it has one."""
-    policy, value_fn = from_state(policy.state()), from_state(value_fn.state())
+    flat vector an optimizer updates: the policy's params, then the critic's if it has one.
+    dtype: the copies' arithmetic (default: the originals')."""
+    def copy_of(network):
+        state = network.state()
+        if dtype is not None:
+            config = json.loads(str(state["config"]))
+            state["config"] = np.array(json.dumps({**config, "dtype": dtype}))
+        return from_state(state)
+    policy, value_fn = copy_of(policy), copy_of(value_fn)
     params = join_params(policy, value_fn) if critic else policy.params
     return policy, value_fn, params
 
@@ -360,7 +368,7 @@ def scramble(rollout, rows, seed=0):
 def run_update(module, rollout, policy0, value0, **hp):
     config = make_config(module.Config, num_envs=3, num_steps=8, **hp)
     uses_critic = getattr(module, "uses_critic", lambda c: True)(config)
-    policy, value_fn, params = fresh_networks(policy0, value0, uses_critic)
+    policy, value_fn, params = fresh_networks(policy0, value0, uses_critic, config.dtype)
     stats = module.update(rollout, policy, value_fn if uses_critic else None, Adam(params, 0.01),
                           config, np.random.default_rng(42))
     return np.concatenate([policy.params, value_fn.params]), stats
@@ -476,3 +484,16 @@ def test_ppo_minibatches_of_one_stay_finite():
     rollout, policy0, value0 = toy_rollout()
     params, stats = run_update(ppo, rollout, policy0, value0, num_minibatches=64, norm_adv=True)
     assert np.isfinite(params).all() and all(np.isfinite(v) for v in stats.values())
+
+
+@pytest.mark.parametrize("module, hp, complete", CASES,
+                         ids=["ppo", "a2c", "reinforce-baseline", "reinforce-return"])
+def test_a_whole_update_is_bit_for_bit_reproducible(module, hp, complete):
+    """The same rollout, networks and seed give the same parameters and statistics, bit for bit
+    (float32 networks, as in training)."""
+    rollout, policy0, value0 = toy_rollout(second=not complete, complete=complete)
+    runs = [run_update(module, rollout, policy0, value0, **hp) for _ in range(2)]
+    (params, stats), (params_again, stats_again) = runs
+    assert params.dtype == np.float32
+    np.testing.assert_array_equal(params_again, params)
+    assert stats_again == stats

@@ -50,8 +50,10 @@ def clip_and_step(optim, grad, max_grad_norm):
     except ValueError as error:
         raise FloatingPointError(f"non-finite gradient: {error}") from None
     optim.step(grad)
-    if not np.isfinite(optim.params).all():
+    try:
+        global_norm(optim.params)
+    except ValueError:
         index = int(np.argmax(~np.isfinite(optim.params)))
         raise FloatingPointError(f"parameters non-finite after an optimizer step (first at "
-                                 f"index {index}): the step was far too large")
+                                 f"index {index}): the step was far too large") from None
     return norm

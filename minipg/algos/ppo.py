@@ -130,14 +130,17 @@ def update(rollout, policy, value_fn, optim, config, rng):
     batch_size = len(b_obs)
     minibatch_size = max(1, math.ceil(batch_size / config.num_minibatches))
 
-    # 3. K epochs of minibatch steps on the clipped surrogate.
+    # 3. K epochs of minibatch steps on the clipped surrogate, each epoch in a new random order
+    #    (shuffled once per epoch, so that each minibatch is a slice).
     stats = []
     for epoch in range(config.update_epochs):
         order = rng.permutation(batch_size)
+        e_obs, e_actions, e_old_log_prob = b_obs[order], b_actions[order], b_old_log_prob[order]
+        e_advantages, e_returns = b_advantages[order], b_returns[order]
         for start in range(0, batch_size, minibatch_size):
-            mb = order[start:start + minibatch_size]
-            stats.append(minibatch_step(policy, value_fn, optim, b_obs[mb], b_actions[mb],
-                                        b_old_log_prob[mb], b_advantages[mb], b_returns[mb],
+            mb = slice(start, start + minibatch_size)
+            stats.append(minibatch_step(policy, value_fn, optim, e_obs[mb], e_actions[mb],
+                                        e_old_log_prob[mb], e_advantages[mb], e_returns[mb],
                                         config))
         if config.target_kl is not None and stats[-1]["approx_kl"] > config.target_kl:
             break

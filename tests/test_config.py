@@ -1,0 +1,65 @@
+"""Configs as a specification: every field documented exactly once (a subclass that changes a
+default does not restate the docs, and `--help` still shows them), and one convention for bad
+values: a wrong type is a TypeError, a wrong value a ValueError, each naming the field."""
+import ast
+import dataclasses
+import inspect
+import textwrap
+
+import pytest
+
+from minipg.cli import _train_parser
+from minipg.config import TrainConfig, field_docs, make_config
+from minipg.trainer import ALGOS
+
+
+def documented_fields(cls):
+    """Names of the fields that cls's own body documents (an annotation, then a string)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    return [node.target.id for node, following in zip(body, body[1:])
+            if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)]
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_every_field_is_documented_exactly_once_along_the_class_hierarchy(algo):
+    config_class = ALGOS[algo].Config
+    written = [name for cls in config_class.__mro__ if dataclasses.is_dataclass(cls)
+               for name in documented_fields(cls)]
+    fields = [f.name for f in dataclasses.fields(config_class)]
+    assert sorted(written) == sorted(set(written)), "a docstring written twice"
+    assert sorted(written) == sorted(fields), "a field without a docstring"
+    docs = field_docs(config_class)
+    assert all(docs[name] for name in fields)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_help_shows_each_documented_field_with_the_algorithms_own_default(algo, capsys):
+    config_class = ALGOS[algo].Config
+    with pytest.raises(SystemExit):
+        _train_parser(algo).parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())          # argparse wraps lines
+    docs = field_docs(config_class)
+    for field in dataclasses.fields(config_class):
+        if field.name in ("env_id", "algo", "total_steps", "seed"):
+            continue
+        assert " ".join(docs[field.name].split()) in text, field.name
+        assert f"--{field.name.replace('_', '-')}" in text
+    # an overridden default is the one shown (num_envs is 8 in the base config)
+    assert f"(default: {config_class().num_envs})" in text
+    assert config_class().num_envs != TrainConfig().num_envs
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("learning_rate", "fast", TypeError), ("learning_rate", -1.0, ValueError),
+    ("num_envs", 2.5, TypeError), ("num_envs", 0, ValueError),
+    ("seed", "0", TypeError), ("seed", -1, ValueError),
+    ("anneal_lr", "false", TypeError), ("gamma", 1.5, ValueError),
+    ("activation", 3, TypeError), ("activation", "sigmoid", ValueError),
+    ("hidden_sizes", (64, 0), ValueError), ("hidden_sizes", (64, "64"), TypeError),
+    ("lam", float("nan"), ValueError), ("clip_coef", None, TypeError),
+])
+def test_a_wrong_type_is_a_type_error_and_a_wrong_value_a_value_error(field, value, error):
+    with pytest.raises(error, match=field):
+        make_config(ALGOS["ppo"].Config, **{field: value})
