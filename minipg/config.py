@@ -23,7 +23,7 @@ class TrainConfig:
     env_id: str = "CartPole-v1"
     """gymnasium environment id."""
     algo: str = ""
-    """Algorithm name, filled in by the trainer: "reinforce", "a2c" or "ppo"."""
+    """Algorithm name, filled in by the trainer: "reinforce", "a2c", "ppo" or "trpo"."""
     total_steps: int = 100_000
     """Environment steps to train for, counted over all envs (reset steps included); rounded up
     to whole batches of num_envs * num_steps."""

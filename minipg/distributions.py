@@ -31,6 +31,20 @@ entropy gradient weighted by c. The policy's network takes it from there.
         H                        = sum_d [ log sigma_d + (1 + log(2 pi)) / 2 ]
         dH/d log_std             = 1
 
+How far apart two distributions of the same family are, and the second-order shape of that
+distance around a point: the KL divergence and its Hessian, the Fisher information
+F = E_{a ~ pi}[score(a) score(a)^T] (derived in docs/derivation.md, "Trust regions"). Both are
+written in closed form; `fisher_vector_product(directions)` applies F to a direction in the
+space of the distribution's parameters, the piece from which a trust-region method builds the
+Fisher of a whole policy.
+
+    Categorical:   KL(p || q) = sum_k p_k (log p_k - log q_k)
+                   F = diag(pi) - pi pi^T                        (K x K, over the logits)
+    DiagGaussian:  KL(p || q) = sum_d [ log sigma_q,d - log sigma_p,d
+                                        + (sigma_p,d^2 + (mu_p,d - mu_q,d)^2) / (2 sigma_q,d^2)
+                                        - 1/2 ]
+                   F = diag(1 / sigma^2) on the mean, 2 on each log_std, 0 between them
+
 A useful identity the tests hold: the expected score is zero, E_{a ~ pi}[d log pi(a)/d theta] = 0
 (for Categorical, sum_a pi(a) * (onehot(a) - pi) = pi - pi = 0 exactly). That is why subtracting a
 baseline from the return leaves the policy gradient unbiased.
@@ -77,14 +91,37 @@ def _loss_weights(grad_log_prob, grad_entropy, batch_shape, dtype):
 
 
 class CategoricalGrads(NamedTuple):
-    """dL/d(parameters of a Categorical): the logits, (..., K)."""
+    """dL/d(parameters of a Categorical): the logits, (..., K).
+
+    The same layout carries a direction d logits (policy.jvp) and a Fisher-vector product."""
     logits: np.ndarray
 
 
 class DiagGaussianGrads(NamedTuple):
-    """dL/d(parameters of a DiagGaussian): the mean (..., D) and the shared log_std (D,)."""
+    """dL/d(parameters of a DiagGaussian): the mean (..., D) and the shared log_std (D,).
+
+    The same layout carries a direction (d mean, d log_std) (policy.jvp) and a Fisher-vector
+    product (fisher_vector_product)."""
     mean: np.ndarray
     log_std: np.ndarray
+
+
+def _check_same_family(dist, other):
+    """other, if it is a distribution of dist's class over the same batch and event shape."""
+    if type(other) is not type(dist):
+        raise TypeError(f"other must be a {type(dist).__name__}, got {type(other).__name__}")
+    mine, theirs = dist.params_shape, other.params_shape
+    if mine != theirs:
+        raise ValueError(f"other must have the parameter shape {mine} of this distribution, "
+                         f"got {theirs}")
+    return other
+
+
+def _check_direction(name, direction, shape, dtype):
+    direction = np.asarray(direction, dtype=dtype)
+    if direction.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {direction.shape}")
+    return direction
 
 
 class Categorical:
@@ -200,6 +237,37 @@ class Categorical:
             grad_logits += c[..., None] * self.entropy_grad()
         return CategoricalGrads(grad_logits)
 
+    @property
+    def params_shape(self):
+        return self.logits.shape
+
+    def kl(self, other):
+        """KL(self || other) = sum_k p_k (log p_k - log q_k), one number per distribution (...,).
+
+        p = self.probs, q = other.probs; other is a Categorical with logits of the same shape.
+        An action with p_k = 0 adds nothing (log p_k stays finite, see __init__).
+        """
+        other = _check_same_family(self, other)
+        return (self.probs * (self.log_probs - other.log_probs)) @ np.ones(self.n_actions,
+                                                                            self.logits.dtype)
+
+    def fisher_vector_product(self, directions):
+        """F u for each distribution, with F = E_a[score(a) score(a)^T] over the logits.
+
+        score(a) = onehot(a) - pi, so F = sum_a pi_a (e_a - pi)(e_a - pi)^T = diag(pi) - pi pi^T
+        and, for a direction u (..., K) of the logits (a CategoricalGrads, as policy.jvp gives),
+
+            F u = pi * u - pi (pi . u)
+
+        F is also the Hessian of KL(pi || softmax(z + u)) in u at u = 0. F 1 = 0: adding the
+        same number to every logit changes no probability. Returns CategoricalGrads (..., K).
+        """
+        u = _check_direction("directions.logits", directions.logits, self.logits.shape,
+                             self.logits.dtype)
+        pi = self.probs
+        pi_dot_u = (pi * u) @ np.ones(self.n_actions, self.logits.dtype)
+        return CategoricalGrads(pi * (u - pi_dot_u[..., None]))
+
 
 class DiagGaussian:
     """N(mu, diag(sigma^2)) with mean (..., D) and one state-independent log_std (D,)."""
@@ -291,3 +359,41 @@ class DiagGaussian:
         entropy_weight = c * w_rows.size if c.ndim == 0 else c.sum()
         grad_log_std += entropy_weight * self.entropy_grad()
         return DiagGaussianGrads(grad_mean, grad_log_std)
+
+    @property
+    def params_shape(self):
+        return self.mean.shape
+
+    def kl(self, other):
+        """KL(self || other), one number per distribution (...,), summed over the D dimensions:
+
+            sum_d [ log sigma_q,d - log sigma_p,d + (sigma_p,d^2 + (mu_p,d - mu_q,d)^2)
+                    / (2 sigma_q,d^2) - 1/2 ]
+
+        p = self, q = other (a DiagGaussian with a mean of the same shape).
+        """
+        other = _check_same_family(self, other)
+        variance_ratio = (self.std / other.std) ** 2                      # sigma_p^2 / sigma_q^2
+        z = (self.mean - other.mean) / other.std
+        per_dim = (other.log_std - self.log_std) + 0.5 * (variance_ratio + z * z - 1.0)
+        return per_dim.sum(axis=-1)
+
+    def fisher_vector_product(self, directions):
+        """F u for the distributions, with F = E_a[score(a) score(a)^T] over (mean, log_std).
+
+        With z = (a - mu) / sigma ~ N(0, 1) per dimension the scores are z / sigma (mean) and
+        z^2 - 1 (log_std), and E[z^2] = 1, E[z (z^2 - 1)] = 0, E[(z^2 - 1)^2] = 3 - 2 + 1 = 2:
+
+            F u = ( u_mean / sigma^2 ,  2 u_log_std )         per distribution, per dimension
+
+        directions is a DiagGaussianGrads: u_mean (..., D) per distribution, u_log_std (D,) one
+        direction of the shared log_std. As in param_grads, the shared log_std's entry is
+        summed over the batch, here n * 2 u_log_std for n distributions: the gradient in u of
+        (1/2) sum_i u_i^T F u_i, the second-order term of sum_i KL(pi_i || pi_i + u_i).
+        """
+        u_mean = _check_direction("directions.mean", directions.mean, self.mean.shape,
+                                  self.mean.dtype)
+        u_log_std = _check_direction("directions.log_std", directions.log_std,
+                                     self.log_std.shape, self.mean.dtype)
+        n = int(np.prod(self.batch_shape, dtype=int))
+        return DiagGaussianGrads(u_mean / (self.std * self.std), (2.0 * n) * u_log_std)

@@ -10,6 +10,10 @@ The chain rule, one link per call, each backward a function of its forward's cac
     dist_grads   = dist.param_grads(actions, dL/dlog_prob, dL/dH)   loss -> distribution params
     grad         = policy.backward(cache, dist_grads)             distribution params -> params
 
+and the other way, forward mode: `policy.jvp(cache, v)` is how the distribution's parameters
+move when params move along v (the Jacobian J times v), in the layout of dist_grads; backward
+is J^T. A trust-region method needs both: F v = J^T F_dist J v.
+
     values, cache = value_fn.forward(obs);   grad = value_fn.backward(cache, dL/dvalues)
 
 `policy.distribution(obs)`, `policy.act(obs)` and `value_fn.predict(obs)` are the same forward
@@ -26,7 +30,7 @@ import json
 import numpy as np
 
 from minipg.checks import as_generator, check_float_dtype
-from minipg.distributions import Categorical, DiagGaussian
+from minipg.distributions import Categorical, CategoricalGrads, DiagGaussian, DiagGaussianGrads
 from minipg.nn import MLP
 
 __all__ = ["CategoricalPolicy", "GaussianPolicy", "ValueFunction", "value_loss", "join_params",
@@ -72,6 +76,17 @@ class Cache:
 
     def __init__(self, net, batch_shape, log_std_inside=None):
         self.net, self.batch_shape, self.log_std_inside = net, batch_shape, log_std_inside
+
+
+def _check_vector(vector, params):
+    """vector as a 1-d array laid out like params (same length), in params' dtype."""
+    vector = np.asarray(vector)
+    if vector.dtype.kind not in "fiu":
+        raise TypeError(f"vector must be a real numeric array, got dtype {vector.dtype}")
+    if vector.shape != params.shape:
+        raise ValueError(f"vector must be laid out like params, shape {params.shape}, got shape "
+                         f"{vector.shape}")
+    return np.ascontiguousarray(vector, dtype=params.dtype)
 
 
 def join_params(*modules):
@@ -156,6 +171,13 @@ class CategoricalPolicy(_Checkpointable):
                                   (self.n_actions,))
         _, grad = self.net.backward(cache.net, grad_logits, out, input_grad=False)
         return grad
+
+    def jvp(self, cache, vector):
+        """d logits = J v: how the logits of the forward that made `cache` move when params
+        move along `vector` (laid out like params). Returns CategoricalGrads (..., K), the
+        layout backward takes (backward is J^T)."""
+        d_logits = self.net.jvp(cache.net, _check_vector(vector, self.params))
+        return CategoricalGrads(d_logits.reshape(cache.batch_shape + (self.n_actions,)))
 
     def distribution(self, obs):
         """The Categorical over actions for observations (..., obs_dim), for acting."""
@@ -279,6 +301,18 @@ class GaussianPolicy(_Checkpointable):
         self.net.backward(cache.net, grad_mean, out[:self.n_net], input_grad=False)
         out[self.n_net:] = np.where(cache.log_std_inside, grad_log_std, 0.0)
         return out
+
+    def jvp(self, cache, vector):
+        """(d mean, d log_std) = J v: how the distribution of the forward that made `cache`
+        moves when params move along `vector` (laid out like params). The mean moves through
+        the network; the log_std by the raw log_std's entries of v, where the clamp lets it
+        move (low <= raw <= high), else not at all. Returns DiagGaussianGrads: d mean (..., D),
+        d log_std (D,), the layout backward takes (backward is J^T)."""
+        vector = _check_vector(vector, self.params)
+        d_mean = self.net.jvp(cache.net, vector[:self.n_net])
+        d_log_std = np.where(cache.log_std_inside, vector[self.n_net:], 0).astype(vector.dtype)
+        return DiagGaussianGrads(d_mean.reshape(cache.batch_shape + (self.action_dim,)),
+                                 d_log_std)
 
     def distribution(self, obs):
         """The DiagGaussian for observations (..., obs_dim), for acting."""

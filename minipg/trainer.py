@@ -22,16 +22,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from minipg import policies
-from minipg.algos import a2c, ppo, reinforce
+from minipg.algos import a2c, ppo, reinforce, trpo
 from minipg.checks import raise_if_non_finite
 from minipg.config import config_from_dict, make_config
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import RolloutCollector
 
-ALGOS = {"reinforce": reinforce, "a2c": a2c, "ppo": ppo}
+ALGOS = {"reinforce": reinforce, "a2c": a2c, "ppo": ppo, "trpo": trpo}
 CSV_FIELDS = ("iteration", "env_steps", "episodes", "mean_return", "mean_length",
               "learning_rate", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
-              "grad_norm")
+              "grad_norm", "kl", "backtrack_step", "expected_improvement", "actual_improvement")
 RECENT_EPISODES = 20
 
 
@@ -111,7 +111,10 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
                                        np.random.default_rng(value_seed), config.dtype)
                 if uses_critic else None)
     # Both networks' parameters in one vector (policy first): one Adam pass updates them all.
-    params = policies.join_params(policy, value_fn) if value_fn else policy.params
+    # An algorithm that moves its policy itself names the optimizer's share: optimized_params.
+    optimized_params = getattr(module, "optimized_params", None)
+    params = (optimized_params(policy, value_fn) if optimized_params
+              else policies.join_params(policy, value_fn) if value_fn else policy.params)
     optim = Adam(params, config.learning_rate, eps=1e-5)
     schedule = linear_schedule(config.learning_rate, 0.0 if config.anneal_lr
                                else config.learning_rate)
@@ -199,7 +202,7 @@ def _progress_line(record, total_steps):
              f"{record['env_steps'] / max(record['wall_clock'], 1e-9):>9,.0f} steps/s",
              f"return {record['mean_return']:7.1f}"]
     for key, label in (("policy_loss", "pi_loss"), ("value_loss", "v_loss"),
-                       ("entropy", "entropy"), ("approx_kl", "kl")):
+                       ("entropy", "entropy"), ("approx_kl", "kl"), ("kl", "kl")):
         if key in record:
             parts.append(f"{label} {record[key]:.4g}")
     return " | ".join(parts)
