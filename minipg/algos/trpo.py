@@ -50,11 +50,11 @@ RESET_ENVS_EACH_ROLLOUT = False
 
 @dataclass
 class Config(ActorCriticConfig):
-    # Defaults tuned on CartPole-v1 (benchmarks/bench_cartpole.py --algo trpo).
-    num_envs: int = 16
-    num_steps: int = 64
+    # Defaults tuned on CartPole-v1 (benchmarks/bench_cartpole.py --algo trpo): a 512-step
+    # batch, and a critic fitted well (10 epochs); seeds 0-4 solve it within ~20k env steps.
+    num_envs: int = 4
+    num_steps: int = 128
     learning_rate: float = 1e-3
-    lam: float = 0.95
     max_kl: float = 0.01
     """delta, the trust region: a step is kept only if the mean KL(pi_old || pi_new) over the
     batch is at most this."""
@@ -72,7 +72,7 @@ class Config(ActorCriticConfig):
     line_search: bool = True
     """False: the natural policy gradient, the step sqrt(2 max_kl / x^T F x) x taken whatever
     its KL and surrogate."""
-    value_epochs: int = 5
+    value_epochs: int = 10
     """Passes of Adam over the batch that fit the value function, per update."""
     value_minibatches: int = 4
     """Minibatches per value pass; the minibatch size is the batch size divided by this."""
