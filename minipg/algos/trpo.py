@@ -4,7 +4,7 @@ A gradient step bounds how far the PARAMETERS move; what matters is how far the 
 TRPO maximises the importance-sampled surrogate on the batch collected by pi_old, subject to a
 bound on the mean KL divergence between the old and the new policy on the same states:
 
-    maximise    L(theta)      = mean_i ratio_i A_i,      ratio_i = pi_theta(a_i|s_i) / pi_old(a_i|s_i)
+    maximise    L(theta)      = mean_i ratio_i A_i,    ratio_i = pi_theta(a_i|s_i) / pi_old(a_i|s_i)
     subject to  KL_bar(theta) = mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i))  <=  max_kl
 
 Around theta_old, with d = theta - theta_old, L is linear and KL_bar quadratic (KL_bar and its
