@@ -82,7 +82,7 @@ def main(argv=None):
     print(f"minipg {args.algo} on CartPole-v1, hyperparameters {hyperparameters or 'default'}")
     print(f"{'seed':>4} {'solved at steps':>15} {'train s':>8} {'steps/s':>9} "
           f"{'full run s':>10} {'final eval':>14}")
-    rows = []
+    rows, kept_kl = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             steps, seconds, throughput = time_to_solve(
@@ -96,6 +96,8 @@ def main(argv=None):
                                       **hyperparameters)
                 full_seconds = time.perf_counter() - start
                 final = evaluate(result.policy, "CartPole-v1", EVAL_EPISODES, seed=20_000 + seed)
+                # trust-region methods log the KL of each kept step (backtrack_step > 0)
+                kept_kl += [h["kl"] for h in result.history if h.get("backtrack_step", 0) > 0]
             rows.append((seed, steps, seconds, throughput, full_seconds, final.mean()))
             print(f"{seed:>4} {steps if steps else 'not solved':>15} "
                   f"{seconds if seconds else float('nan'):>8.2f} {throughput:>9,.0f} "
@@ -116,6 +118,9 @@ def main(argv=None):
         full = float(np.median([r[4] for r in rows]))
         print(f"full {args.steps:,}-step run: median {full:.2f} s wall-clock; "
               f"final eval min over seeds {min(r[5] for r in rows):.1f}")
+        if kept_kl:
+            print(f"full runs: {len(kept_kl)} updates kept a step; their mean KL(old || new) "
+                  f"at most {max(kept_kl):.4g}")
     return rows
 
 
