@@ -23,6 +23,13 @@ sqrt(2 max_kl / x^T F x) x, then a line search on the exact KL (dist.kl) and sur
 It prints, from an evaluation of 20 episodes after every update (outside the training clock),
 the first env step at which the mean reached -250, the final evaluation, and how the line
 search went (updates whose full step was kept, and the largest KL of a kept step).
+
+Measured (about 15-20 s per run on 2 shared cores, evaluations included), seeds 0, 1, 2:
+- TRPO: -250 first reached at 88k, 100k, 88k env steps; after 300k steps -156, -195, -155;
+  66, 64, 69 of the 75 updates kept the full step, the others a shorter one; the largest KL of a
+  kept step 0.0199, 0.0198, 0.0200.
+- --npg: 84k, 100k, 88k; -162, -195, -169; every full step kept, with KLs up to 0.0259, 0.0245,
+  0.0244: above max_kl, which the natural policy gradient does not enforce.
 """
 import argparse
 import time
