@@ -147,7 +147,7 @@ def conjugate_gradient(matvec, b, iters, residual_tol=1e-10):
         p_{k+1} = r_{k+1} + (r_{k+1}.r_{k+1} / r_k.r_k) p_k      A-conjugate to p_0 .. p_k
 
     Step k minimises the A-norm of the error over span(b, A b, ..., A^k b), so an n x n system
-    is solved in at most n steps (in exact arithmetic) and a few steps already give most of the
+    is solved in at most n steps (in exact arithmetic), and a few steps already go most of the
     way. Stops after iters steps, once r.r < residual_tol, or when p.A p <= 0 (A is not positive
     definite along p). Started from 0 with b in the range of a singular A, the iterates stay in
     that range: the limit is the minimum-norm solution pinv(A) b.
