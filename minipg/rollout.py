@@ -83,13 +83,17 @@ class RolloutCollector:
         obs_shape = env.single_observation_space.shape
         action_space = env.single_action_space
         T, N = num_steps, self.num_envs
+        # Real numbers are stored in the policy's arithmetic (float32 or float64), so that the
+        # losses computed from them run in it too, without conversions in the update.
+        dtype = policy.params.dtype
         action_shape = (T, N) + tuple(action_space.shape or ())
-        action_dtype = np.int64 if action_space.shape == () else np.float64
+        action_dtype = np.int64 if action_space.shape == () else dtype
         self.buffer = Rollout(
-            obs=np.zeros((T, N) + obs_shape), actions=np.zeros(action_shape, action_dtype),
-            log_prob=np.zeros((T, N)), values=np.zeros((T, N)), rewards=np.zeros((T, N)),
-            terminated=np.zeros((T, N), bool), truncated=np.zeros((T, N), bool),
-            next_values=np.zeros((T, N)), mask=np.zeros((T, N), bool))
+            obs=np.zeros((T, N) + obs_shape, dtype), actions=np.zeros(action_shape, action_dtype),
+            log_prob=np.zeros((T, N), dtype), values=np.zeros((T, N), dtype),
+            rewards=np.zeros((T, N), dtype), terminated=np.zeros((T, N), bool),
+            truncated=np.zeros((T, N), bool), next_values=np.zeros((T, N), dtype),
+            mask=np.zeros((T, N), bool))
         self.seed = seed
         self.obs = None
         self.global_step = 0                      # env steps taken, reset steps included
@@ -101,7 +105,7 @@ class RolloutCollector:
         """Start fresh episodes in every env (the first call uses the seed)."""
         obs, _ = self.env.reset(seed=self.seed)
         self.seed = None                          # seed once; later resets continue the env RNG
-        self.obs = np.asarray(obs, dtype=np.float64)
+        self.obs = np.asarray(obs, dtype=self.buffer.obs.dtype)
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
         self._reset_pending[:] = False
@@ -121,7 +125,7 @@ class RolloutCollector:
             b.log_prob[t] = dist.log_prob(actions)
 
             obs, rewards, terminated, truncated, _ = self.env.step(self.policy.to_env(actions))
-            self.obs = np.asarray(obs, dtype=np.float64)
+            self.obs = np.asarray(obs, dtype=self.buffer.obs.dtype)
             b.rewards[t] = rewards
             b.terminated[t] = terminated
             b.truncated[t] = truncated
