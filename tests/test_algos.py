@@ -15,6 +15,7 @@ from minipg.algos import a2c, ppo, reinforce
 from minipg.algos.common import normalize, score_function_loss
 from minipg.algos.ppo import clipped_surrogate
 from minipg.config import make_config
+from minipg.distributions import Categorical
 from minipg.optim import Adam
 from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state,
                              join_params, value_loss)
@@ -497,3 +498,55 @@ def test_a_whole_update_is_bit_for_bit_reproducible(module, hp, complete):
     assert params.dtype == np.float32
     np.testing.assert_array_equal(params_again, params)
     assert stats_again == stats
+
+
+# ------------------------------------------------------------------------------------------
+# The approximate KL and early stopping
+# ------------------------------------------------------------------------------------------
+
+def test_approx_kl_per_sample_is_non_negative_and_its_mean_under_pi_old_is_the_exact_kl():
+    """k = (ratio - 1) - log ratio >= 0 for every sample (log x <= x - 1), and
+    E_{a ~ pi_old}[k] = sum_a pi(a) - 1 + KL(pi_old || pi) = KL(pi_old || pi): by enumeration,
+    then by sampling (within 4 standard errors)."""
+    rng = np.random.default_rng(20)
+    old, new = Categorical(rng.normal(size=5)), Categorical(rng.normal(size=5))
+    per_action = np.array([ppo.approx_kl(new.log_probs[[a]], old.log_probs[[a]])
+                           for a in range(5)])
+    assert (per_action >= 0).all()
+    exact_kl = float(np.sum(old.probs * (old.log_probs - new.log_probs)))
+    assert float(old.probs @ per_action) == pytest.approx(exact_kl, rel=1e-12)
+    actions = Categorical(np.tile(old.logits, (200_000, 1))).sample(rng)
+    samples = per_action[actions]
+    assert abs(ppo.approx_kl(new.log_probs[actions], old.log_probs[actions]) - exact_kl) < \
+        4 * samples.std() / np.sqrt(len(samples))
+
+
+@pytest.mark.parametrize("target_kl, steps", [(None, 3 * 2), (1e-12, 2)])
+def test_target_kl_stops_the_epochs_once_the_approximate_kl_exceeds_it(target_kl, steps):
+    """The check runs after each epoch: a tiny target stops after the first (2 minibatches)."""
+    rollout, policy0, value0 = toy_rollout()
+    config = make_config(ppo.Config, num_envs=3, num_steps=8, update_epochs=3,
+                         num_minibatches=2, target_kl=target_kl)
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size, learning_rate=0.01)
+    stats = ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
+    assert len(optim.grads) == steps
+    if target_kl is not None:
+        assert stats["approx_kl"] > target_kl
+
+
+def test_normalising_advantages_recentres_and_rescales_the_gradient_and_nothing_else():
+    """With w_i = -normalize(A)_i / B the policy gradient is exactly the one with the centred
+    advantages A - mean(A), divided by std(A) + eps: a batch-mean baseline and a step size."""
+    policy, obs, actions, rng = small_policy("categorical", seed=21)
+    A = rng.normal(2.0, 3.0, size=len(obs))
+    B = len(obs)
+    dist, cache = policy.forward(obs)
+
+    def grad_with(weights):
+        return policy.backward(cache, dist.param_grads(actions, -weights / B))
+
+    centred = A - A.mean()
+    np.testing.assert_allclose(grad_with(normalize(A)),
+                               grad_with(centred) / (A.std() + 1e-8), rtol=1e-10, atol=1e-14)
+    assert not np.allclose(grad_with(normalize(A)), grad_with(A) / A.std())  # the centring counts
