@@ -393,8 +393,7 @@ class TabularMDP:
         if weights.ndim == 2:
             weights = weights[..., None]                # one Psi_t for every logit of row s_t
         score = Categorical(theta[episodes.states]).score(episodes.actions)      # (H, N, A)
-        in_state = episodes.states[..., None] == np.arange(self.n_states)       # (H, N, S)
-        return np.einsum("tns,tna->nsa", in_state, weights * score)
+        return _sum_into_rows(episodes.states, weights * score, self.n_states)
 
     def estimate_grad(self, theta, n_episodes, psi, rng, lam=0.95, *, values=None,
                       baseline=None, weight_by_discount=False):
@@ -435,6 +434,15 @@ class TabularMDP:
                                        values=zero_critic, **options)
                 variance += self.reward_noise ** 2 / 12 * np.tensordot(prob, h ** 2, axes=1)
         return mean, variance
+
+
+def _sum_into_rows(states, per_step, n_states):
+    """(N, S, A) per-episode gradients: sum_t per_step[t, n] added to row states[t, n], the
+    only row of theta that step's score touches."""
+    H, N, A = per_step.shape
+    cell = (np.arange(N) * n_states + states).ravel()             # row (n, s_t) of (N * S, A)
+    return np.stack([np.bincount(cell, per_step[..., a].ravel(), N * n_states)
+                     for a in range(A)], axis=-1).reshape(N, n_states, A)
 
 
 def _inverse_cdf(probs, rng):

@@ -5,27 +5,33 @@ each one is reweighted by how much likelier the new policy makes it. Per decisio
 
     rho_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t),        rho_{0:k} = prod_{j<=k} rho_j
 
-and the three estimators here put it in three places (score_t is the score of a_t under the
-NEW policy, onehot(a_t) - pi_theta(.|s_t), in row s_t):
+and the three estimators here differ only in which ratios they put where. All three use the
+critic a PPO update has, the old policy's value V^old, through its TD residuals
+delta_k = r_k + gamma V^old_{k+1}(s_{k+1}) - V^old_k(s_k); on-policy, sum_{k>=t} gamma^(k-t)
+delta_k = G_t - V^old_t(s_t), the advantage estimate. With score_t the score of a_t under the NEW
+policy, onehot(a_t) - pi_theta(.|s_t), in row s_t:
 
-    "trajectory"    g = w(tau) sum_t score_t G_t,        w(tau) = rho_{0:H-1} = P_theta(tau) / P_old(tau)
-    "per_decision"  g = sum_t score_t sum_{k>=t} gamma^(k-t) rho_{0:k} r_k
-    "ppo"           g = sum_t score_t rho_t A_t,         A_t = G_t - V^old_t(s_t)
+    g = sum_t score_t sum_{k>=t} gamma^(k-t) c_{t,k} delta_k,   with c_{t,k} =
 
-The first two are unbiased: E_old[w f(tau)] = E_theta[f(tau)] for any f, and in the per-decision
-form the pair (score_t, r_k), t <= k, depends only on the first k + 1 steps, whose probability
-ratio is rho_{0:k}. Their mean is the on-policy reward-to-go estimator's at theta (grad J(theta)
-when gamma = 1). Their variance is the price: E_old[w^2] = 1 + chi^2(P_theta || P_old) is a
-product over the steps (`weight_second_moment`) and at least exp KL(P_theta || P_old), so it
-grows exponentially with the horizon and with the distance between the policies.
+    "trajectory"    w(tau) = rho_{0:H-1} = P_theta(tau) / P_old(tau)    (g = w sum_t score_t A_t)
+    "per_decision"  rho_{0:k}: the decisions delta_k depends on, and no later ones
+    "ppo"           rho_t: only the step's own decision                 (g = sum_t score_t rho_t A_t)
 
-"ppo" keeps one ratio per step: it drops rho_{0:t-1}, the correction for the states the new
-policy would visit, and weights by the old policy's advantage. It is the gradient of the
-surrogate L(theta) = J(theta_old) + E_old[sum_t rho_t A^old_t] (`surrogate`), which equals J and
-its gradient at theta_old and drifts from them as theta moves: a bias for a bounded variance.
-With clip_coef it is the gradient of PPO's clipped objective, min(rho_t A_t, clip(rho_t,
-1 - clip_coef, 1 + clip_coef) A_t): a step contributes only while the unclipped term is the
-minimum, i.e. rho_t <= 1 + clip_coef where A_t > 0 and rho_t >= 1 - clip_coef where A_t < 0.
+where A_t = G_t - V^old_t(s_t). The first two are unbiased: E_old[w f(tau)] = E_theta[f(tau)] for
+any f, and score_t delta_k (t <= k) is a function of the first k + 1 decisions and the state
+they lead to, whose probability ratio is rho_{0:k}. Their mean is the on-policy estimator's at
+theta (grad J(theta) when gamma = 1). Their variance is the price: E_old[w^2] =
+1 + chi^2(P_theta || P_old) is a product over the steps (`weight_second_moment`) and at least
+exp KL(P_theta || P_old), so it grows exponentially with the horizon and with the distance
+between the policies.
+
+"ppo" drops rho_{0:t-1}, the correction for the states the new policy would visit, and the
+later ratios, so A_t stays the old policy's advantage. It is the gradient of the surrogate
+L(theta) = J(theta_old) + E_old[sum_t rho_t A_t] (`surrogate`), which equals J and its gradient
+at theta_old and drifts from them as theta moves: a bias for a bounded variance. With clip_coef
+it is the gradient of PPO's clipped objective, min(rho_t A_t, clip(rho_t, 1 - clip_coef,
+1 + clip_coef) A_t): a step contributes only while the unclipped term is the minimum, i.e.
+rho_t <= 1 + clip_coef where A_t > 0 and rho_t >= 1 - clip_coef where A_t < 0.
 
 Exact moments enumerate the trajectories under P_old (noise-free rewards: with noise the
 clipped estimator's switch depends on the noise and is no longer a function of the trajectory).
@@ -33,7 +39,7 @@ clipped estimator's switch depends on the noise and is no longer a function of t
 import numpy as np
 
 from minipg.distributions import Categorical
-from minipg.exact import Episodes, _coefficient
+from minipg.exact import Episodes, _coefficient, _sum_into_rows
 
 __all__ = ["ESTIMATORS", "ratios", "off_policy_episode_grads", "off_policy_estimate_grad",
            "off_policy_moments", "weight_second_moment", "kl", "surrogate"]
@@ -63,23 +69,23 @@ def off_policy_episode_grads(mdp, theta, theta_old, episodes, estimator, *, clip
     if not isinstance(episodes, Episodes):
         raise TypeError(f"episodes must be minipg.exact.Episodes, got {type(episodes).__name__}")
     rho = ratios(mdp, theta, theta_old, episodes)                               # (H, N)
+    # A_t = G_t - V^old_t(s_t): the old policy's advantage estimate, as PPO computes it.
+    advantages = mdp.psi_weights(theta_old, episodes, "baseline")
     if estimator == "trajectory":
-        G = mdp.psi_weights(theta, episodes, "reward_to_go")
-        weights = rho.prod(axis=0) * G                                          # w(tau) G_t
+        weights = rho.prod(axis=0) * advantages                                 # w(tau) A_t
     elif estimator == "per_decision":
-        # sum_{k>=t} gamma^(k-t) rho_{0:k} r_k: the reward-to-go of the reweighted rewards.
-        weighted = episodes._replace(rewards=np.cumprod(rho, axis=0) * episodes.rewards)
+        # GAE with lam = 0 is the TD residual delta_k; the reward-to-go of rho_{0:k} delta_k
+        # is sum_{k>=t} gamma^(k-t) rho_{0:k} delta_k.
+        delta = mdp.psi_weights(theta_old, episodes, "gae", lam=0.0)
+        weighted = episodes._replace(rewards=np.cumprod(rho, axis=0) * delta)
         weights = mdp.psi_weights(theta, weighted, "reward_to_go")
     else:
-        # G_t - V^old_t(s_t): the old policy's advantage estimate, as PPO computes it from data.
-        advantages = mdp.psi_weights(theta_old, episodes, "baseline")
         weights = rho * advantages
         if clip_coef is not None:
             active = np.where(advantages > 0, rho <= 1 + clip_coef, rho >= 1 - clip_coef)
             weights = np.where(active, weights, 0.0)
     score = Categorical(theta[episodes.states]).score(episodes.actions)        # (H, N, A)
-    in_state = episodes.states[..., None] == np.arange(mdp.n_states)           # (H, N, S)
-    return np.einsum("tns,tna->nsa", in_state, weights[..., None] * score)
+    return _sum_into_rows(episodes.states, weights[..., None] * score, mdp.n_states)
 
 
 def off_policy_estimate_grad(mdp, theta, theta_old, n_episodes, estimator, rng, *,
