@@ -333,8 +333,9 @@ class TabularMDP:
         """
         if psi not in PSI:
             raise ValueError(f"psi must be one of {PSI}, got {psi!r}")
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+        if not (baseline is None or isinstance(baseline, str) and baseline in BASELINES):
+            raise ValueError(f"baseline must be one of {BASELINES} (a critic table goes in "
+                             f"values), got {baseline!r}")
         if baseline is not None and psi not in ("return", "reward_to_go"):
             raise ValueError(f"baseline applies to psi 'return' or 'reward_to_go'; psi={psi!r} "
                              f"{'has its own' if psi in _PSI_BASELINE else 'takes none'}")

@@ -224,6 +224,8 @@ def test_bad_baseline_arguments_are_rejected():
     episodes = mdp.trajectories()
     with pytest.raises(ValueError, match="baseline must be one of"):
         mdp.psi_weights(theta, episodes, "reward_to_go", baseline="V")
+    with pytest.raises(ValueError, match="a critic table goes in values"):
+        mdp.psi_weights(theta, episodes, "reward_to_go", baseline=np.zeros(mdp.n_states))
     with pytest.raises(ValueError, match="baseline applies to psi 'return' or 'reward_to_go'"):
         mdp.psi_weights(theta, episodes, "gae", baseline="optimal")
     with pytest.raises(ValueError, match="values .* does not apply to the optimal baseline"):
