@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minipg.checks import as_generator
 from minipg.distributions import Categorical
 from minipg.exact_baseline import optimal_baseline
 from minipg.returns import gae, reward_to_go
@@ -276,11 +277,12 @@ class TabularMDP:
     # ---------------------------------------------------------------------------------------
 
     def sample_episodes(self, theta, n_episodes, rng):
-        """Run n_episodes episodes side by side (vectorised over episodes); Episodes of (H, N)."""
+        """Run n_episodes episodes side by side (vectorised over episodes); Episodes of (H, N).
+
+        rng: a numpy Generator or an int seed."""
         theta = self._check_theta(theta)
         N, H = _positive_int("n_episodes", n_episodes), self.horizon
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        rng = as_generator(rng)
         states = np.zeros((H, N), dtype=np.int64)
         actions = np.zeros((H, N), dtype=np.int64)
         rewards = np.zeros((H, N))

@@ -274,8 +274,10 @@ def test_bad_estimator_arguments_are_rejected():
         mdp.estimate_grad(theta, 0, "return", rng)
     with pytest.raises(ValueError, match=r"lam must be in \[0, 1\]"):
         mdp.estimate_grad(theta, 10, "gae", rng, lam=1.5)
-    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        mdp.estimate_grad(theta, 10, "return", 0)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator, an int seed"):
+        mdp.estimate_grad(theta, 10, "return", "seed")
+    np.testing.assert_array_equal(mdp.estimate_grad(theta, 10, "return", 3),       # int seeds
+                                  mdp.estimate_grad(theta, 10, "return", np.random.default_rng(3)))
     with pytest.raises(ValueError, match="values must have shape"):
         mdp.estimate_grad(theta, 10, "gae", rng, values=np.zeros(3))
     with pytest.raises(ValueError, match="weight_by_discount applies to"):
