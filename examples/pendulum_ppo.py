@@ -10,7 +10,7 @@ The environment, Pendulum-v1 (gymnasium):
   steps. Every episode ends by the time limit, so every end bootstraps from V(final
   observation): the task is really an infinite-horizon one cut into pieces of 200.
 - returns lie in [-3254, 0]; a random policy scores about -1200. gymnasium sets no "solved"
-  threshold; our target (issue 4) is a mean of at least -300 over 20 episodes of the stochastic
+  threshold; our target is a mean of at least -300 over 20 episodes of the stochastic
   policy within 300,000 env steps. A good swing-up averages about -150 to -200: episodes that
   start hanging down cost a few hundred whatever the policy.
 

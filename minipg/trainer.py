@@ -135,7 +135,7 @@ def train(env_id, algo, total_steps, seed, run_dir=None, callback=None, **hyperp
               f"x {config.num_steps} steps, seed {seed}; logging to {run_dir}", flush=True)
     try:
         # BLAS threads buy nothing on these small matrices and, when another process is busy,
-        # cost 3-20x (DESIGN.md); the thread count also changes summation order, so one thread
+        # cost 3-20x (docs/design.md); the thread count also changes summation order, so one thread
         # is also what makes a seed reproduce bit for bit.
         with threadpool_limits(limits=1, user_api="blas"):
             for iteration in range(1, num_iterations + 1):
