@@ -52,8 +52,15 @@ class TrainConfig:
     """Initial log standard deviation of a Gaussian policy (continuous actions only)."""
     eval_episodes: int = 0
     """Episodes of the stochastic policy to evaluate at the end of training (0: none)."""
+    eval_max_episode_steps: int = 10_000
+    """Step limit of an evaluation episode on an env without a time limit of its own (an env
+    with one, like CartPole-v1's 500 steps, uses its own); the evaluation says if it cut any."""
     log_every: float = 1.0
     """Seconds between progress lines on the terminal (0: every iteration; negative: silent)."""
+    checkpoint_every: float = 10.0
+    """Seconds of wall-clock between checkpoints (0: after every iteration), so a kill loses at
+    most this much training plus one iteration. A checkpoint is also written at the end and
+    whenever training stops early (Ctrl-C, an error from the env, a non-finite value)."""
 
     def validate(self):
         """Raise ValueError naming the first field whose value cannot work."""
@@ -80,11 +87,29 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not isinstance(self.eval_episodes, int) or self.eval_episodes < 0:
             raise ValueError(f"eval_episodes must be >= 0, got {self.eval_episodes!r}")
+        check_positive_int("eval_max_episode_steps", self.eval_max_episode_steps)
+        if not _is_number(self.checkpoint_every) or self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be a number of seconds >= 0, got "
+                             f"{self.checkpoint_every!r}")
         if not _is_number(self.log_std_init):
             raise ValueError(f"log_std_init must be a finite number, got {self.log_std_init!r}")
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def check_rollout_holds_transitions(config):
+    """Refuse num_steps = 1 for algorithms whose episodes run on across rollouts.
+
+    After an episode ends, the env's next step is a reset step, not a transition (minipg's
+    rollout docstring). With T = 1 a whole rollout can be reset steps only -- an empty batch.
+    With T >= 2 every env's column holds at least one real transition.
+    """
+    if config.num_steps < 2:
+        raise ValueError(f"num_steps must be >= 2 for {config.algo or 'this algorithm'}: with "
+                         "num_steps = 1 a rollout can consist of reset steps only (the step "
+                         "after an episode ends is not a transition), leaving nothing to learn "
+                         "from")
 
 
 def _is_number(value):

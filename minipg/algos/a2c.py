@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from minipg.algos.common import (normalize, optimizer_step, policy_backward,
                                  score_function_loss, value_backward)
-from minipg.config import TrainConfig, check_range
+from minipg.config import TrainConfig, check_range, check_rollout_holds_transitions
 from minipg.returns import gae
 
 # Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
@@ -42,6 +42,7 @@ class Config(TrainConfig):
 
     def validate(self):
         super().validate()
+        check_rollout_holds_transitions(self)
         check_range("lam", self.lam, 0.0, 1.0)
         check_range("ent_coef", self.ent_coef, 0.0, math.inf)
         check_range("vf_coef", self.vf_coef, 0.0, math.inf)

@@ -24,7 +24,8 @@ from typing import Optional
 import numpy as np
 
 from minipg.algos.common import normalize, optimizer_step, policy_backward, value_backward
-from minipg.config import TrainConfig, check_positive_int, check_range
+from minipg.config import (TrainConfig, check_positive_int, check_range,
+                           check_rollout_holds_transitions)
 from minipg.returns import gae
 
 # Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
@@ -61,12 +62,19 @@ class Config(TrainConfig):
 
     def validate(self):
         super().validate()
+        check_rollout_holds_transitions(self)
         check_range("lam", self.lam, 0.0, 1.0)
         check_range("clip_coef", self.clip_coef, 0.0, 10.0)
         check_range("ent_coef", self.ent_coef, 0.0, math.inf)
         check_range("vf_coef", self.vf_coef, 0.0, math.inf)
         check_positive_int("update_epochs", self.update_epochs)
         check_positive_int("num_minibatches", self.num_minibatches)
+        # One-sample minibatches train nothing: a normalised advantage of one sample is 0.
+        if self.num_envs * self.num_steps < 2 * self.num_minibatches:
+            raise ValueError(f"num_minibatches={self.num_minibatches} cuts a batch of "
+                             f"num_envs * num_steps = {self.num_envs * self.num_steps} steps "
+                             "into minibatches of fewer than 2 samples; use at most "
+                             f"{self.num_envs * self.num_steps // 2}")
         if self.target_kl is not None:
             check_range("target_kl", self.target_kl, 0.0, math.inf)
 
