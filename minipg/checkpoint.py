@@ -76,11 +76,9 @@ _UMASK = _current_umask()       # read once: os.umask can only be read by settin
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb", **open_kwargs):
-    """Open a temporary file next to `path`; on a clean exit, flush, fsync, os.replace it.
-
-        with atomic_write("run/checkpoint.npz") as f:
-            np.savez(f, **arrays)
+def atomic_output(path):
+    """A temporary file name next to `path`; on a clean exit the file is fsynced and renamed
+    to `path` with os.replace (for writers that want a name, like matplotlib's).
 
     If the block raises (a full disk, Ctrl-C), the temporary file is removed and `path` is left
     as it was. The temporary name keeps the extension (matplotlib picks its format from it).
@@ -90,18 +88,30 @@ def atomic_write(path, mode="wb", **open_kwargs):
     name = os.path.basename(path)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.",
                                      suffix=TEMP_MARK + os.path.splitext(name)[1])
+    os.close(fd)
     try:
         os.chmod(temporary, 0o666 & ~_UMASK)      # mkstemp makes it 0600; use the usual mode
-        with os.fdopen(fd, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield temporary
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())            # the data is on disk before the rename
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _fsync_directory(directory)
+    _fsync_directory(directory)                   # and so is the rename
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", **open_kwargs):
+    """Open a file to write `path` atomically (atomic_output):
+
+        with atomic_write("run/checkpoint.npz") as f:
+            np.savez(f, **arrays)
+    """
+    with atomic_output(path) as temporary:
+        with open(temporary, mode, **open_kwargs) as f:
+            yield f
 
 
 def _fsync_directory(directory):
@@ -220,9 +230,9 @@ class Checkpoint:
         from minipg.config import config_from_dict
         from minipg.trainer import ALGOS
 
-        if not self.has("config"):
+        if not self.has("policy/params", "config"):    # a file of obj.save(): "params",
             raise CheckpointError(f"{self.path} holds a single object saved by its save() "
-                                  "method: it has no training config")
+                                  "method: it has no training config")     # and its "config"
         values = self.json("config")
         algo = values.get("algo") if isinstance(values, dict) else None
         if algo not in ALGOS:

@@ -55,9 +55,8 @@ def first_non_finite_from_env(name, array, t=None):
         return None
     index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
     where = index if t is None else (t, *index)
-    value = array[index]
-    return (f"non-finite value first seen in {name}[{where}] ({value}), returned by the "
-            f"environment (env {index[0]})")
+    return (f"the environment returned a non-finite value: {name}[{where}] = {array[index]} "
+            f"(env {index[0]})")
 
 
 @dataclass
@@ -160,7 +159,7 @@ class RolloutCollector:
             b.terminated[t] = terminated
             b.truncated[t] = truncated
             self._track_episodes(b, t, rewards, terminated, truncated)
-        self.global_step += b.num_steps * self.num_envs
+            self.global_step += self.num_envs
         self._fill_values(b)
         return b
 

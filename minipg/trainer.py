@@ -455,16 +455,16 @@ def _run(config, module, parts, run, log, progress, note, callback):
 def _stopped(error, stage, iteration, collector, checkpointer, snapshot, env, run_dir):
     """The exception to raise when training stops on `error` during `stage`: the same kind of
     exception, its message saying what happened, where, and what was saved."""
-    what = str(error)
+    what, advice = str(error), ""
     if stage == "collect" and isinstance(error, (EnvError, FloatingPointError)):
-        what += " (the environment produced it: check the env, training cannot fix it)"
+        advice = "; check the environment: no training setting can fix this"
     elif stage == "update" and isinstance(error, FloatingPointError):
-        what += " (try a lower learning_rate or max_grad_norm)"
+        advice = "; try a lower learning_rate or max_grad_norm"
     elif stage in ("log", "checkpoint") and isinstance(error, OSError):
         what = f"could not write the {'checkpoint' if stage == 'checkpoint' else 'log'}: {error}"
     elif stage == "callback":
         what = f"the callback raised {type(error).__name__}: {error}"
-    message = f"{what}; at iteration {iteration} (env step {collector.global_step:,})"
+    message = f"{what}, at iteration {iteration} (env step {collector.global_step:,}){advice}"
     good_iteration = json.loads(str(snapshot["train/state"]))["iteration"]
     try:
         checkpointer.save(snapshot, env)
