@@ -146,6 +146,7 @@ def _check_output(path, option, extensions=None):
 def cmd_eval(argv):
     from minipg.checkpoint import read_checkpoint
     from minipg.envs import run_episodes
+    from minipg.render import DRAWERS, drawer_for, record_episode, save_gif
 
     parser = argparse.ArgumentParser(prog="minipg eval",
                                      description="Evaluate a saved policy: mean +- std return.")
@@ -174,7 +175,8 @@ def cmd_eval(argv):
     limit = args.max_episode_steps or (config.eval_max_episode_steps if config else None)
     if args.render:           # everything --render needs is checked before the evaluation
         _check_output(args.render, "--render", {"gif"})
-        _drawer(env_id)
+        if drawer_for(env_id) is None:
+            raise CliError(f"--render draws {', '.join(sorted(DRAWERS))} only, not {env_id}")
     evaluation = run_episodes(policy, env_id, args.episodes, seed=args.seed,
                               deterministic=args.deterministic, max_episode_steps=limit)
     returns = evaluation.returns
@@ -191,100 +193,6 @@ def cmd_eval(argv):
         print(f"wrote {args.render}: one episode, return {episode_return:.1f}, "
               f"{len(observations)} frames" + (" (cut at the step limit)" if cut else ""))
     return returns
-
-
-def record_episode(policy, env_id, seed=0, deterministic=False, max_episode_steps=10_000):
-    """The observations of one episode of the policy, s_0 .. s_final, its return, and whether
-    the step limit cut it."""
-    import gymnasium as gym
-
-    from minipg.rollout import action_start
-
-    env = gym.make(env_id)
-    start = action_start(env.action_space)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    observations, episode_return, done = [obs], 0.0, False
-    while not done and len(observations) <= max_episode_steps:
-        action = policy.act(obs, deterministic=deterministic, rng=rng)
-        obs, reward, terminated, truncated, _ = env.step(action + start if start else action)
-        observations.append(obs)
-        episode_return += float(reward)
-        done = terminated or truncated
-    env.close()
-    return np.array(observations), episode_return, not done
-
-
-def _draw_cartpole(ax):
-    """Artists for CartPole and a function that poses them from an observation (x, _, theta, _)."""
-    from matplotlib.patches import Rectangle
-
-    ax.set_xlim(-2.6, 2.6)
-    ax.set_ylim(-0.4, 1.4)
-    ax.axhline(0, color="0.3", lw=1)
-    for x in (-2.4, 2.4):                                # the cart terminates past +-2.4
-        ax.axvline(x, color="0.8", lw=1, ls="--")
-    cart = ax.add_patch(Rectangle((0, 0), 0.5, 0.3, color="0.25"))
-    (pole,) = ax.plot([], [], color="#c8843c", lw=6, solid_capstyle="round")
-
-    def pose(obs):
-        x, theta = obs[0], obs[2]
-        cart.set_xy((x - 0.25, 0.0))
-        pole.set_data([x, x + np.sin(theta)], [0.3, 0.3 + np.cos(theta)])   # pole length 1
-        return [cart, pole]
-
-    return pose
-
-
-def _draw_pendulum(ax):
-    """Artists for Pendulum and a function that poses them from (cos theta, sin theta, _)."""
-    ax.set_xlim(-1.3, 1.3)
-    ax.set_ylim(-1.3, 1.3)
-    (rod,) = ax.plot([], [], color="#c84c3c", lw=8, solid_capstyle="round")
-
-    def pose(obs):
-        cos_theta, sin_theta = obs[0], obs[1]      # theta = 0 is upright
-        rod.set_data([0, -sin_theta], [0, cos_theta])
-        return [rod]
-
-    return pose
-
-
-DRAWERS = {"CartPole": _draw_cartpole, "Pendulum": _draw_pendulum}
-
-
-def _drawer(env_id):
-    drawer = DRAWERS.get(env_id.split("-")[0])
-    if drawer is None:
-        raise CliError(f"--render draws {', '.join(sorted(DRAWERS))} only, not {env_id}")
-    return drawer
-
-
-def save_gif(observations, env_id, path, fps=30):
-    """Draw each observation with matplotlib and write an animated GIF (Pillow writer).
-
-    Drawn from the observations themselves, so no rendering backend (pygame) is needed. The
-    file appears only once complete (minipg.checkpoint.atomic_output).
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
-    from minipg.checkpoint import atomic_output
-
-    drawer = _drawer(env_id)
-    fig, ax = plt.subplots(figsize=(4, 3), dpi=80)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    pose = drawer(ax)
-    animation = FuncAnimation(fig, lambda i: pose(observations[i]), frames=len(observations),
-                              blit=True)
-    try:
-        with atomic_output(path) as temporary:
-            animation.save(temporary, writer=PillowWriter(fps=fps))
-    finally:
-        plt.close(fig)
 
 
 def read_progress(run):

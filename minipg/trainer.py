@@ -23,14 +23,12 @@ checkpoint and, where the env's state was saved (minipg.checkpoint), continues b
 run stopped and resumed writes the same progress.csv and final parameters as one never stopped.
 """
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -41,19 +39,18 @@ from minipg import checkpoint as ckpt
 from minipg import policies, rundir
 from minipg.algos import a2c, ppo, reinforce
 from minipg.algos.common import raise_if_non_finite
-from minipg.checkpoint import CheckpointError, load, load_config, save_checkpoint  # noqa: F401
+from minipg.checkpoint import load, load_config, save_checkpoint  # noqa: F401  (re-exported)
 from minipg.config import make_config
 from minipg.envs import check_spaces, evaluate, make_env, run_episodes  # noqa: F401
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import EnvError, RolloutCollector
+from minipg.snapshot import (RESUME_MAY_CHANGE, Checkpointer, Progress,  # noqa: F401
+                             capture, restore, resumed_config)
 
 ALGOS = {"reinforce": reinforce, "a2c": a2c, "ppo": ppo}
 CSV_FIELDS = ("iteration", "env_steps", "episodes", "mean_return", "mean_length",
               "learning_rate", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
               "grad_norm")
-RECENT_EPISODES = 20
-# Fields a resume may change: they steer logging and evaluation, not the training numbers.
-RESUME_MAY_CHANGE = ("log_every", "checkpoint_every", "eval_episodes", "eval_max_episode_steps")
 
 
 @dataclass
@@ -130,120 +127,6 @@ def _build(config, module):
 
 
 # ------------------------------------------------------------------------------------------
-# The training state: a snapshot of it (arrays for a checkpoint), and its restoration
-# ------------------------------------------------------------------------------------------
-
-@dataclass
-class _Progress:
-    """The counters and running statistics of the loop."""
-    iteration: int = 0
-    episodes: int = 0
-    train_seconds: float = 0.0
-    recent_returns: deque = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
-    recent_lengths: deque = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
-
-
-def _snapshot(parts, progress, config):
-    """The whole training state as {name: numpy array}, ready for a checkpoint (copies)."""
-    arrays = parts.policy.state("policy/")
-    if parts.value_fn is not None:
-        arrays.update(parts.value_fn.state("value/"))
-    arrays["config"] = np.array(config.to_json())
-    for name, optimizer in parts.optimizers.items():
-        arrays.update({f"optim/{name}/{key}": value
-                       for key, value in optimizer.state().items()})
-    collector_json = {}
-    for key, value in parts.collector.state().items():
-        if isinstance(value, np.ndarray):
-            arrays[f"collector/{key}"] = value
-        else:
-            collector_json[key] = value
-    state = {"iteration": progress.iteration, "env_steps": parts.collector.global_step,
-             "episodes": progress.episodes, "train_seconds": progress.train_seconds,
-             "recent_returns": list(progress.recent_returns),
-             "recent_lengths": list(progress.recent_lengths),
-             "optimizers": sorted(parts.optimizers), "collector": collector_json,
-             "update_rng": parts.update_rng.bit_generator.state,
-             "policy_rng": parts.policy.rng.bit_generator.state}
-    arrays["train/state"] = np.array(json.dumps(state))
-    return arrays
-
-
-def _restore(parts, saved, run_dir):
-    """Load a checkpoint's training state into freshly built parts; returns (progress, note).
-
-    note says why the env's state could not be restored (then episodes start fresh), or is None.
-    """
-    if not saved.has("train/state"):
-        raise CheckpointError(f"{saved.path} holds no training state (it was not written by "
-                              "minipg's trainer, or by an older minipg): it cannot be resumed")
-    state = saved.json("train/state")
-    if sorted(parts.optimizers) != state.get("optimizers"):
-        raise CheckpointError(f"{saved.path} holds the state of optimizers "
-                              f"{state.get('optimizers')}; this minipg trains with "
-                              f"{sorted(parts.optimizers)}: it cannot be resumed")
-    for prefix, obj in (("policy/", parts.policy), ("value/", parts.value_fn)):
-        if obj is not None:
-            obj.params[...] = saved.rebuild(prefix).params   # in place: the layers are views
-    try:
-        for name, optimizer in parts.optimizers.items():
-            prefix = f"optim/{name}/"
-            optimizer.load_state({key[len(prefix):]: value for key, value in saved.arrays.items()
-                                  if key.startswith(prefix)})
-        collector_state = dict(state["collector"])
-        collector_state.update({key[len("collector/"):]: value
-                                for key, value in saved.arrays.items()
-                                if key.startswith("collector/")})
-        parts.update_rng.bit_generator.state = state["update_rng"]
-        parts.policy.rng.bit_generator.state = state["policy_rng"]
-        progress = _Progress(int(state["iteration"]), int(state["episodes"]),
-                             float(state["train_seconds"]))
-        progress.recent_returns.extend(state["recent_returns"])
-        progress.recent_lengths.extend(state["recent_lengths"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{saved.path}: its training state cannot be restored "
-                              f"({type(error).__name__}: {error})") from None
-
-    env, note = ckpt.restore_env_state(run_dir, state.get("env_state"), parts.env)
-    parts.env = parts.collector.env = env
-    # Without the env's state, start new episodes from a seed that depends on where the run
-    # is, so that resuming the same checkpoint twice still gives the same numbers.
-    fresh_seed = (None if note is None else
-                  int(np.random.SeedSequence([state["env_steps"], state["iteration"]])
-                      .generate_state(1)[0]))
-    try:
-        parts.collector.load_state(collector_state, fresh_episodes_seed=fresh_seed)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{saved.path}: its collector state cannot be restored "
-                              f"({type(error).__name__}: {error})") from None
-    return progress, note
-
-
-class _Checkpointer:
-    """Writes snapshots to run_dir/checkpoint.npz (and the env's state beside it)."""
-
-    def __init__(self, run, log):
-        self.run, self.log = run, log
-        self.path = run.file(ckpt.CHECKPOINT_FILE)
-        self.saved_iteration = None           # of the checkpoint on disk, once one is written
-        self.last_time = time.monotonic()
-
-    def due(self, config):
-        return time.monotonic() - self.last_time >= config.checkpoint_every
-
-    def save(self, snapshot, env=None, why_no_env="training stopped inside an iteration"):
-        """Write the snapshot; with env (in step with the snapshot), the env's state too."""
-        env_state = (ckpt.save_env_state(self.run.path, env) if env is not None
-                     else {"saved": False, "reason": why_no_env})
-        state = json.loads(str(snapshot["train/state"]))
-        state["env_state"] = env_state
-        self.log.sync()                        # the rows this checkpoint counts are on disk
-        ckpt.write_checkpoint(self.path, {**snapshot, "train/state": np.array(json.dumps(state))})
-        self.saved_iteration = state["iteration"]
-        self.last_time = time.monotonic()
-
-
-# ------------------------------------------------------------------------------------------
 # train
 # ------------------------------------------------------------------------------------------
 
@@ -291,7 +174,7 @@ def train(env_id=None, algo=None, total_steps=None, seed=None, run_dir=None, cal
         if run is not None:
             run.release()
         raise
-    return _run(config, module, parts, run, log, _Progress(), None, callback)
+    return _run(config, module, parts, run, log, Progress(), None, callback)
 
 
 def _resume(run_dir, other_run_dir, overwrite, callback, given):
@@ -305,10 +188,10 @@ def _resume(run_dir, other_run_dir, overwrite, callback, given):
     parts = None
     try:
         saved = ckpt.read_checkpoint(run.path)
-        config = _resumed_config(saved, given)
+        config = resumed_config(saved, given, ALGOS)
         module = ALGOS[config.algo]
         parts = _build(config, module)
-        progress, note = _restore(parts, saved, run.path)
+        progress, note = restore(parts, saved, run.path)
         log = rundir.ProgressLog(run.file("progress.csv"), CSV_FIELDS,
                                  keep_rows=progress.iteration)
     except BaseException:
@@ -319,32 +202,6 @@ def _resume(run_dir, other_run_dir, overwrite, callback, given):
     return _run(config, module, parts, run, log, progress, note, callback)
 
 
-def _resumed_config(saved, given):
-    """The saved config, with the fields a resume may change replaced; the others must agree."""
-    config = saved.config()
-    known = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise TypeError(f"unknown hyperparameter(s) {unknown} for {config.algo}; known: "
-                        f"{sorted(known)}")
-    changes = {}
-    for name, value in given.items():
-        if value is None:
-            continue
-        if name == "hidden_sizes":
-            value = tuple(value)
-        if name in RESUME_MAY_CHANGE:
-            changes[name] = value
-        elif value != getattr(config, name):
-            raise ValueError(f"resume continues the saved run, whose {name} is "
-                             f"{getattr(config, name)!r}, not {value!r}; only "
-                             f"{', '.join(RESUME_MAY_CHANGE)} may change (start a new run "
-                             "to change the others)")
-    config = dataclasses.replace(config, **changes)
-    config.validate()
-    return config
-
-
 def _run(config, module, parts, run, log, progress, note, callback):
     """The loop and its checkpoints; releases the env, the log and the run directory."""
     policy, value_fn, collector = parts.policy, parts.value_fn, parts.collector
@@ -352,7 +209,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
     num_iterations = math.ceil(config.total_steps / batch)
     schedule = linear_schedule(config.learning_rate, 0.0 if config.anneal_lr
                                else config.learning_rate)
-    checkpointer = _Checkpointer(run, log)
+    checkpointer = Checkpointer(run, log)
     resumed_from = progress.iteration
     history, last_print, interrupted = [], -math.inf, False
     verbose = config.log_every >= 0
@@ -370,7 +227,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
               f"{config.num_envs} envs x {config.num_steps} steps, seed {config.seed}; "
               f"logging to {run.path}", flush=True)
 
-    snapshot, env_in_step = _snapshot(parts, progress, config), True
+    snapshot, env_in_step = capture(parts, progress, config), True
     iteration, stage = progress.iteration, "start"
     try:
         # BLAS threads buy nothing on these small matrices and, when another process is busy,
@@ -405,7 +262,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
                 history.append(record)
                 stage = "log"
                 log.write(record)
-                snapshot, env_in_step = _snapshot(parts, progress, config), True
+                snapshot, env_in_step = capture(parts, progress, config), True
                 stage = "checkpoint"
                 if iteration < num_iterations and checkpointer.due(config):
                     checkpointer.save(snapshot, parts.env)

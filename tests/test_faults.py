@@ -28,6 +28,7 @@ import pytest
 
 import fault_envs  # noqa: F401  (registers the minipg-test/ envs)
 import minipg
+import minipg.snapshot
 from minipg import checkpoint as ckpt
 from minipg import envs, rundir
 from minipg.checkpoint import CheckpointError
@@ -241,7 +242,7 @@ def test_a_full_disk_stops_training_at_once_and_keeps_the_previous_checkpoint(tm
                          {record["iteration"]: policy.params.copy()}), **SMALL)
     message = str(info.value)
     assert message.startswith("could not write the checkpoint") and "at iteration 3 " in message
-    assert f"holds the checkpoint of iteration 2" in message
+    assert "holds the checkpoint of iteration 2" in message
     monkeypatch.undo()
     assert saved_iteration(tmp_path) == 2                       # the good one, intact
     np.testing.assert_array_equal(minipg.load(tmp_path).params, params[2])
@@ -252,6 +253,7 @@ def test_a_full_disk_stops_training_at_once_and_keeps_the_previous_checkpoint(tm
 FILE_SIZE_LIMIT_SCRIPT = """
 import resource, signal, sys
 import minipg
+import minipg.snapshot
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # a write past the limit fails with EFBIG
 def limit_files_after_third(record, policy):
     if record["iteration"] == 3:
@@ -448,7 +450,7 @@ def test_a_checkpoint_written_before_the_format_entries_still_loads(tmp_path, go
     assert saved.version == 0
     np.testing.assert_array_equal(saved.policy().params, old["policy/params"])
     with pytest.raises(CheckpointError, match="no training state"):
-        minipg.trainer._restore(None, saved, str(tmp_path))
+        minipg.snapshot.restore(None, saved, str(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------
