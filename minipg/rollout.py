@@ -153,8 +153,7 @@ class RolloutCollector:
             b.actions[t] = actions
             b.log_prob[t] = dist.log_prob(actions)
 
-            obs, rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
-            self.obs = np.asarray(obs, dtype=np.float64)
+            self.obs, rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
             b.rewards[t] = rewards
             b.terminated[t] = terminated
             b.truncated[t] = truncated
@@ -172,10 +171,11 @@ class RolloutCollector:
         except Exception as error:
             raise EnvError(f"the environment raised {type(error).__name__} in step(): "
                            f"{error}") from error
-        problem = (first_non_finite_from_env("observations", obs, t)
-                   or first_non_finite_from_env("rewards", rewards, t))
-        if problem:
-            raise FloatingPointError(problem)
+        obs = np.asarray(obs, dtype=np.float64)
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if not (np.isfinite(obs).all() and np.isfinite(rewards).all()):
+            raise FloatingPointError(first_non_finite_from_env("observations", obs, t)
+                                     or first_non_finite_from_env("rewards", rewards, t))
         return obs, rewards, terminated, truncated
 
     def state(self):

@@ -43,12 +43,15 @@ class Progress:
     recent_lengths: deque = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
 
 
-def capture(parts, progress, config):
-    """The whole training state as {name: numpy array}, ready for a checkpoint (copies)."""
+def capture(parts, progress, config, config_json=None):
+    """The whole training state as {name: numpy array}, ready for a checkpoint (copies).
+
+    config_json: config.to_json(), when the caller has it already (it is the same every time).
+    """
     arrays = parts.policy.state("policy/")
     if parts.value_fn is not None:
         arrays.update(parts.value_fn.state("value/"))
-    arrays["config"] = np.array(config.to_json())
+    arrays["config"] = np.array(config_json if config_json is not None else config.to_json())
     for name, optimizer in parts.optimizers.items():
         arrays.update({f"optim/{name}/{key}": value
                        for key, value in optimizer.state().items()})

@@ -210,6 +210,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
     schedule = linear_schedule(config.learning_rate, 0.0 if config.anneal_lr
                                else config.learning_rate)
     checkpointer = Checkpointer(run, log)
+    config_json = config.to_json()
     resumed_from = progress.iteration
     history, last_print, interrupted = [], -math.inf, False
     verbose = config.log_every >= 0
@@ -227,7 +228,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
               f"{config.num_envs} envs x {config.num_steps} steps, seed {config.seed}; "
               f"logging to {run.path}", flush=True)
 
-    snapshot, env_in_step = capture(parts, progress, config), True
+    snapshot, env_in_step = capture(parts, progress, config, config_json), True
     iteration, stage = progress.iteration, "start"
     try:
         # BLAS threads buy nothing on these small matrices and, when another process is busy,
@@ -262,7 +263,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
                 history.append(record)
                 stage = "log"
                 log.write(record)
-                snapshot, env_in_step = capture(parts, progress, config), True
+                snapshot, env_in_step = capture(parts, progress, config, config_json), True
                 stage = "checkpoint"
                 if iteration < num_iterations and checkpointer.due(config):
                     checkpointer.save(snapshot, parts.env)
