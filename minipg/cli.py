@@ -27,6 +27,13 @@ class CliError(Exception):
     """An error the CLI reports as one line, without a traceback."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (and a pointer to --help), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}  ({self.prog} --help)\n")
+
+
 def _field_type(field):
     """The parser for a Config field: int, float, bool, str, a tuple of ints, or Optional[float]."""
     annotation = field.type
@@ -62,7 +69,7 @@ def _train_parser(algo, resume=False):
     # With --resume, only the options actually given are passed on (and checked against the
     # saved config): no defaults.
     default = (lambda value: argparse.SUPPRESS) if resume else (lambda value: value)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minipg train", description="Train a policy; writes config.json, progress.csv and "
         "checkpoint.npz to the run directory.")
     parser.add_argument("--env", default=default("CartPole-v1"), help="gymnasium environment id")
@@ -97,9 +104,11 @@ def cmd_train(argv):
     from minipg.checkpoint import load_config
     from minipg.trainer import ALGOS
 
-    probe = argparse.ArgumentParser(add_help=False)
+    # Which algorithm's options to offer: --algo, or the saved run's with --resume. (nargs="?":
+    # a bare --resume is left for the full parser to report.)
+    probe = _Parser(prog="minipg train", add_help=False)
     probe.add_argument("--algo", default="ppo")
-    probe.add_argument("--resume", default=None)
+    probe.add_argument("--resume", nargs="?", default=None)
     known, _ = probe.parse_known_args(argv)
     if known.resume is not None:
         saved_algo = load_config(known.resume).algo     # a clear error if it is not a run
@@ -148,7 +157,7 @@ def cmd_eval(argv):
     from minipg.envs import run_episodes
     from minipg.render import DRAWERS, drawer_for, record_episode, save_gif
 
-    parser = argparse.ArgumentParser(prog="minipg eval",
+    parser = _Parser(prog="minipg eval",
                                      description="Evaluate a saved policy: mean +- std return.")
     parser.add_argument("path", help="run directory or checkpoint .npz")
     parser.add_argument("--episodes", type=int, default=20)
@@ -164,6 +173,8 @@ def cmd_eval(argv):
     args = parser.parse_args(argv)
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:
+        raise CliError(f"--seed must be >= 0, got {args.seed}")
     if args.max_episode_steps is not None and args.max_episode_steps < 1:
         raise CliError(f"--max-episode-steps must be >= 1, got {args.max_episode_steps}")
     saved = read_checkpoint(args.path)
@@ -227,7 +238,7 @@ def read_progress(run):
 
 
 def cmd_plot(argv):
-    parser = argparse.ArgumentParser(prog="minipg plot",
+    parser = _Parser(prog="minipg plot",
                                      description="Learning curves (mean return vs env steps).")
     parser.add_argument("runs", nargs="+", help="run directories or progress.csv files")
     parser.add_argument("--out", default="learning_curves.png", help="image to write (.png, "

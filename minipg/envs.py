@@ -22,12 +22,21 @@ DEFAULT_MAX_EPISODE_STEPS = 10_000
 
 
 def make_env(env_id, num_envs):
-    """A gymnasium VectorEnv: the NumPy-vectorized one where the env has it, else sync."""
+    """A gymnasium VectorEnv: the NumPy-vectorized one where the env has it, else sync.
+
+    An id gymnasium cannot make (unknown, or a missing dependency) is a ValueError naming it.
+    """
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a registered gymnasium id (a str), got "
+                        f"{type(env_id).__name__}")
     try:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
     except Exception:
-        # Most envs register no vector entry point; N copies stepped in turn always work.
+        pass          # most envs register no vector entry point; N copies stepped in turn do
+    try:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    except gym.error.Error as error:
+        raise ValueError(f"env_id {env_id!r} cannot be made: {error}") from error
 
 
 def check_spaces(env, env_id):
@@ -107,11 +116,14 @@ def run_episodes(policy, env_id, episodes, seed=0, deterministic=False, rng=None
     if not isinstance(episodes, (int, np.integer)) or isinstance(episodes, bool) \
             or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     env = make_env(env_id, int(episodes))
     try:
         check_policy_fits(policy, env, env_id)
-        limit = max_episode_steps or own_step_limit(env, env_id) or DEFAULT_MAX_EPISODE_STEPS
-        if not isinstance(limit, (int, np.integer)) or limit < 1:
+        limit = (max_episode_steps if max_episode_steps is not None
+                 else own_step_limit(env, env_id) or DEFAULT_MAX_EPISODE_STEPS)
+        if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 1:
             raise ValueError(f"max_episode_steps must be a positive integer, got {limit!r}")
         start = action_start(env.single_action_space)
         rng = np.random.default_rng(seed) if rng is None else rng

@@ -65,6 +65,9 @@ def claim(run_dir=None, default_name=None, resume=False, overwrite=False):
         if resume:
             raise RunDirError("resume needs the run directory to continue")
         return _claim_new_default(default_name)
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise TypeError(f"run_dir must be a path (str or os.PathLike), got "
+                        f"{type(run_dir).__name__}")
     run_dir = os.fspath(run_dir)
     if resume:
         if not os.path.isdir(run_dir):
@@ -86,14 +89,19 @@ def claim(run_dir=None, default_name=None, resume=False, overwrite=False):
 def _make_directory(path):
     """os.mkdir(path) after its parents: True if this call created it, False if it existed."""
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
     try:
+        os.makedirs(parent, exist_ok=True)
         os.mkdir(path)
         return True
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise RunDirError(f"run directory {path!r} exists and is not a directory") from None
-        return False
+    except FileExistsError as error:
+        if os.path.isdir(path):
+            return False
+        culprit = path if error.filename in (path, os.path.abspath(path)) else error.filename
+        raise RunDirError(f"cannot create run directory {path!r}: {culprit!r} is a file, not "
+                          "a directory") from None
+    except OSError as error:
+        raise RunDirError(f"cannot create run directory {path!r}: {error.strerror} "
+                          f"({error.filename!r})") from None
 
 
 def _claim_new_default(name):

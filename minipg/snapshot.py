@@ -145,7 +145,11 @@ class Checkpointer:
         self.saved_iteration = state["iteration"]
         self.last_time = time.monotonic()
 
-
+    def save_unless_saved(self, snapshot, env=None):
+        """save(), unless the checkpoint on disk holds this snapshot's iteration already (it may
+        hold the env's state too, which a save from inside an iteration cannot)."""
+        if json.loads(str(snapshot["train/state"]))["iteration"] != self.saved_iteration:
+            self.save(snapshot, env)
 
 
 def resumed_config(saved, given, algos):

@@ -102,10 +102,7 @@ def _build(config, module):
     # One seed, independent streams: weights of each network, action sampling, minibatch order.
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     policy_seed, value_seed, sample_seed, update_seed = seeds
-    try:
-        env = make_env(config.env_id, config.num_envs)
-    except gym.error.Error as error:
-        raise ValueError(f"env_id {config.env_id!r} cannot be made: {error}") from error
+    env = make_env(config.env_id, config.num_envs)
     try:
         policy = make_policy(env, config, np.random.default_rng(policy_seed))
         # A2C and PPO always have a critic; REINFORCE only for its "baseline" estimator.
@@ -282,7 +279,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
             checkpointer.save(snapshot, parts.env)
     except KeyboardInterrupt:
         interrupted = True
-        checkpointer.save(snapshot, parts.env if env_in_step else None)
+        checkpointer.save_unless_saved(snapshot, parts.env if env_in_step else None)
     except Exception as error:
         raise _stopped(error, stage, iteration, collector, checkpointer, snapshot,
                        parts.env if env_in_step else None, run.path) from error
@@ -325,8 +322,8 @@ def _stopped(error, stage, iteration, collector, checkpointer, snapshot, env, ru
     message = f"{what}, at iteration {iteration} (env step {collector.global_step:,}){advice}"
     good_iteration = json.loads(str(snapshot["train/state"]))["iteration"]
     try:
-        checkpointer.save(snapshot, env)
-        message += (f"; saved the last good state (iteration {good_iteration}) to "
+        checkpointer.save_unless_saved(snapshot, env)
+        message += (f"; the last good state (iteration {good_iteration}) is saved in "
                     f"{checkpointer.path}; continue with: minipg train --resume {run_dir}")
     except Exception as save_error:
         held = ("no checkpoint" if checkpointer.saved_iteration is None

@@ -105,9 +105,31 @@ def test_a_failing_env_stops_training_and_the_last_good_state_is_saved(tmp_path,
     message = str(info.value)
     assert f"at iteration {last + 1} " in message
     assert "check the environment" in message and "learning_rate" not in message
-    assert f"saved the last good state (iteration {last}) to {tmp_path}" in message
+    assert f"the last good state (iteration {last}) is saved in {tmp_path}" in message
     np.testing.assert_array_equal(minipg.load(tmp_path).params, params[last])
     assert saved_iteration(tmp_path) == last and len(progress_rows(tmp_path)) == last
+
+
+def test_a_resume_that_fails_at_once_keeps_the_checkpoint_it_resumed(tmp_path):
+    """The env is restored with its step counter, so the fault comes back in the resumed run's
+    first iteration. The checkpoint on disk is that run's last good state, env state and all:
+    it is kept, not replaced by one without the env's state."""
+    iterations = []
+    with pytest.raises(EnvError):
+        minipg.train("minipg-test/Raises-v0", "ppo", 4096, 0, run_dir=str(tmp_path),
+                     callback=lambda record, policy: iterations.append(record["iteration"]),
+                     checkpoint_every=1e9, **SMALL)
+    fault_iteration = iterations[-1] + 1
+    shutil.rmtree(tmp_path)
+    minipg.train("minipg-test/Raises-v0", "ppo", 4096, 0, run_dir=str(tmp_path),
+                 callback=lambda record, policy: record["iteration"] == fault_iteration - 1,
+                 **SMALL)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    with pytest.raises(EnvError, match=f"at iteration {fault_iteration} .*iteration "
+                                       f"{fault_iteration - 1}\\) is saved"):
+        minipg.train(resume=str(tmp_path))
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    assert ckpt.read_checkpoint(tmp_path).json("train/state")["env_state"]["saved"]
 
 
 def test_a_blown_up_update_saves_the_parameters_before_it(tmp_path):
@@ -117,7 +139,7 @@ def test_a_blown_up_update_saves_the_parameters_before_it(tmp_path):
             pytest.warns(RuntimeWarning):
         minipg.train("CartPole-v1", "a2c", 1024, 0, run_dir=str(tmp_path), learning_rate=1e300,
                      **SMALL)
-    assert "saved the last good state (iteration 0)" in str(info.value)
+    assert "the last good state (iteration 0) is saved" in str(info.value)
     loaded = minipg.load(tmp_path)
     # The same config and seed build the same initial policy.
     config = ckpt.load_config(tmp_path)
