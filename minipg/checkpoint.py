@@ -370,14 +370,20 @@ def restore_env_state(directory, record, env):
     if hashlib.sha256(blob).hexdigest() != record["sha256"]:
         return env, (f"{path} is not the one saved with the checkpoint (a later save was cut "
                      "short)")
-    saved = pickle.loads(blob)
-    if saved.get("gymnasium") != gym.__version__:
-        return env, (f"it was saved by gymnasium {saved.get('gymnasium')}, this is "
-                     f"{gym.__version__}")
+    try:
+        saved = pickle.loads(blob)
+        if saved.get("format") != _ENV_FORMAT:
+            return env, f"{path} is not a minipg env state"
+        if saved.get("gymnasium") != gym.__version__:
+            return env, (f"it was saved by gymnasium {saved.get('gymnasium')}, this is "
+                         f"{gym.__version__}")
+        payload = pickle.loads(saved["payload"])
+    except Exception as error:        # e.g. saved by other versions of the env's libraries
+        return env, f"{path} cannot be unpickled ({type(error).__name__}: {error})"
     if saved["kind"] == "env":
         env.close()
-        return pickle.loads(saved["payload"]), None
+        return payload, None
     for sub_env in env.envs:          # "sync-attributes": into a fresh env of the same id
         sub_env.close()
-    vars(env).update(pickle.loads(saved["payload"]))
+    vars(env).update(payload)
     return env, None

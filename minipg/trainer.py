@@ -289,9 +289,9 @@ def _run(config, module, parts, run, log, progress, note, callback):
         run.release()
 
     if interrupted:
-        print(f"interrupted at iteration {progress.iteration} (env step "
-              f"{collector.global_step:,}); saved {checkpointer.path}; continue with: "
-              f"minipg train --resume {run.path}", flush=True)
+        print(f"interrupted; the checkpoint of iteration {checkpointer.saved_iteration} is saved "
+              f"in {checkpointer.path}; continue with: minipg train --resume {run.path}",
+              flush=True)
     result = TrainResult(checkpointer.path, history, config, run.path, policy, value_fn,
                          interrupted=interrupted, resumed_from=resumed_from)
     if config.eval_episodes and not interrupted:
