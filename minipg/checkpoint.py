@@ -28,11 +28,14 @@ and a newer format each get a CheckpointError that says which. numpy reads it wi
 allow_pickle=False, always: a checkpoint is data, and loading one never runs code.
 
 The environment's state. Resuming bit for bit needs the vector env exactly as it was, and an env
-is a Python object: it can only be pickled. So it goes to a SEPARATE file, env_state.pkl, in the
-run directory, and only `minipg train --resume RUN_DIR` of that directory reads it (a file of
-your own run, like the code you run). checkpoint.npz records the SHA-256 digest of the
-env_state.pkl written with it, and a resume unpickles only a file with that digest. Where the env
-cannot be pickled, no file is written and a resume starts fresh episodes (and says so).
+is a Python object: it can only be pickled. So it goes to a SEPARATE file in the run directory,
+env_state-<digest>.pkl, and only `minipg train --resume RUN_DIR` of that directory reads it (a
+file of your own run, like the code you run). The name holds the start of the file's SHA-256
+digest; checkpoint.npz records the file's name and full digest, and a resume unpickles only a
+file with that digest. The new env file is written before the checkpoint that names it, and the
+older ones are deleted only after: whenever a process dies, the checkpoint on disk has its env
+state beside it. Where the env cannot be pickled, no file is written and a resume starts fresh
+episodes (and says so).
 """
 import contextlib
 import hashlib
@@ -51,7 +54,7 @@ FORMAT = "minipg checkpoint"
 FORMAT_VERSION = 1
 FORMAT_KEY, VERSION_KEY = "minipg/format", "minipg/format_version"
 CHECKPOINT_FILE = "checkpoint.npz"
-ENV_STATE_FILE = "env_state.pkl"
+ENV_STATE_PREFIX, ENV_STATE_SUFFIX = "env_state-", ".pkl"
 TEMP_MARK = ".minipg-tmp"      # in the name of every temporary file atomic_write creates
 
 _ENV_FORMAT = "minipg env state"
@@ -335,8 +338,20 @@ def _env_payload(env):
         return "sync-attributes", pickle.dumps(state)
 
 
+def is_env_state_file(name):
+    return name.startswith(ENV_STATE_PREFIX) and name.endswith(ENV_STATE_SUFFIX)
+
+
+def remove_env_states(directory, keep=None):
+    """Delete the env state files in `directory` except `keep` (the current checkpoint's)."""
+    for name in os.listdir(directory):
+        if is_env_state_file(name) and name != keep:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
 def save_env_state(directory, env):
-    """Write env_state.pkl; returns what the checkpoint records about it (JSON-able)."""
+    """Write env_state-<digest>.pkl; returns what the checkpoint records about it (JSON-able)."""
     import gymnasium as gym
 
     try:
@@ -346,9 +361,11 @@ def save_env_state(directory, env):
                                           f"({type(error).__name__}: {error})"}
     blob = pickle.dumps({"format": _ENV_FORMAT, "gymnasium": gym.__version__, "kind": kind,
                          "payload": payload})
-    with atomic_write(os.path.join(directory, ENV_STATE_FILE)) as f:
+    digest = hashlib.sha256(blob).hexdigest()
+    name = f"{ENV_STATE_PREFIX}{digest[:16]}{ENV_STATE_SUFFIX}"
+    with atomic_write(os.path.join(directory, name)) as f:
         f.write(blob)
-    return {"saved": True, "file": ENV_STATE_FILE, "sha256": hashlib.sha256(blob).hexdigest()}
+    return {"saved": True, "file": name, "sha256": digest}
 
 
 def restore_env_state(directory, record, env):
@@ -361,15 +378,16 @@ def restore_env_state(directory, record, env):
 
     if not record or not record.get("saved"):
         return env, (record or {}).get("reason", "the checkpoint saved no environment state")
-    path = os.path.join(directory, record["file"])
+    if not is_env_state_file(os.path.basename(record["file"])):
+        return env, f"the checkpoint names {record['file']!r}, not an env state file"
+    path = os.path.join(directory, os.path.basename(record["file"]))
     try:
         with open(path, "rb") as f:
             blob = f.read()
     except OSError as error:
         return env, f"{path} cannot be read ({error})"
     if hashlib.sha256(blob).hexdigest() != record["sha256"]:
-        return env, (f"{path} is not the one saved with the checkpoint (a later save was cut "
-                     "short)")
+        return env, f"{path} is not the one saved with the checkpoint"
     try:
         saved = pickle.loads(blob)
         if saved.get("format") != _ENV_FORMAT:

@@ -1,6 +1,6 @@
 """Run directories: claimed atomically, one process at a time, never overwritten by surprise.
 
-A run directory holds config.json, progress.csv, checkpoint.npz (and env_state.pkl, see
+A run directory holds config.json, progress.csv, checkpoint.npz (and env_state-<digest>.pkl, see
 minipg.checkpoint). Claiming one for a run follows three rules:
 
 1. No check-then-create race: a directory is created with os.mkdir, which fails if it exists,
@@ -21,7 +21,7 @@ import csv
 import io
 import os
 
-from minipg.checkpoint import (CHECKPOINT_FILE, ENV_STATE_FILE, atomic_write,
+from minipg.checkpoint import (CHECKPOINT_FILE, atomic_write, is_env_state_file,
                                remove_temporaries)
 
 try:
@@ -30,7 +30,8 @@ except ImportError:          # Windows: no flock; the mkdir rules above still ho
     fcntl = None
 
 LOCK_FILE = ".lock"
-RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_FILE, ENV_STATE_FILE)
+RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_FILE)
+"""minipg's files in a run directory, besides the env state files (is_env_state_file)."""
 
 
 class RunDirError(ValueError):
@@ -127,9 +128,9 @@ def _check_reusable(run_dir, overwrite):
                           "--resume to continue that run or --overwrite to replace it "
                           "(resume=... / overwrite=True in Python), or choose another "
                           "--run-dir")
-    for name in RUN_FILES:
+    for name in contents:
         path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
+        if (name in RUN_FILES or is_env_state_file(name)) and os.path.isfile(path):
             os.unlink(path)
 
 

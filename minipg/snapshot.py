@@ -8,7 +8,8 @@ What the loop needs to continue exactly where it stopped, beyond the parameters:
     generators           the update generator (minibatch order), the policy's own
     counters             iteration, env steps, episodes, training seconds, the recent returns
                          behind mean_return
-    the env              its own state, in env_state.pkl beside the checkpoint (minipg.checkpoint)
+    the env              its own state, in env_state-<digest>.pkl beside the checkpoint
+                         (minipg.checkpoint)
 
 The learning-rate schedule needs no state of its own: it is a function of the iteration.
 numpy's Generator.bit_generator.state is a dict of integers, stored as JSON (never pickled).
@@ -142,6 +143,8 @@ class Checkpointer:
         state["env_state"] = env_state
         self.log.sync()                        # the rows this checkpoint counts are on disk
         ckpt.write_checkpoint(self.path, {**snapshot, "train/state": np.array(json.dumps(state))})
+        # Only now that the checkpoint names the new env file may the older ones go.
+        ckpt.remove_env_states(self.run.path, keep=env_state.get("file"))
         self.saved_iteration = state["iteration"]
         self.last_time = time.monotonic()
 

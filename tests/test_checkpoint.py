@@ -120,7 +120,7 @@ def test_an_existing_empty_directory_is_used(tmp_path):
 
 
 def test_overwrite_deletes_minipgs_files_and_nothing_else(tmp_path):
-    for name in (*rundir.RUN_FILES, "notes.txt"):
+    for name in (*rundir.RUN_FILES, "env_state-0123456789abcdef.pkl", "notes.txt"):
         (tmp_path / name).write_text("x")
     rundir.claim(tmp_path, overwrite=True).release()
     assert sorted(os.listdir(tmp_path)) == sorted([rundir.LOCK_FILE, "notes.txt"])
