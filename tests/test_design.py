@@ -29,6 +29,8 @@ def minipg_imports(path):
 def test_the_math_layer_imports_only_the_math_layer(module):
     imported = {name.split(".")[0] for name in minipg_imports(PACKAGE / f"{module}.py")}
     allowed = set(MATH_LAYER) | set(COMPILED)
+    if module == "policies":
+        allowed.add("checkpoint")        # policy.save / load write the checkpoint file format
     assert imported <= allowed, imported - allowed
     text = (PACKAGE / f"{module}.py").read_text()
     assert "import gymnasium" not in text

@@ -57,6 +57,12 @@ class Config(ActorCriticConfig):
         check_real("clip_coef", self.clip_coef, 0.0, 10.0)
         check_int("update_epochs", self.update_epochs, 1)
         check_int("num_minibatches", self.num_minibatches, 1)
+        # One-sample minibatches train nothing: a normalised advantage of one sample is 0.
+        if self.num_envs * self.num_steps < 2 * self.num_minibatches:
+            raise ValueError(f"num_minibatches={self.num_minibatches} cuts a batch of "
+                             f"num_envs * num_steps = {self.num_envs * self.num_steps} steps "
+                             "into minibatches of fewer than 2 samples; use at most "
+                             f"{self.num_envs * self.num_steps // 2}")
         if self.target_kl is not None:
             check_real("target_kl", self.target_kl, 0.0)
 
