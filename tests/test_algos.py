@@ -556,3 +556,26 @@ def test_normalising_advantages_recentres_and_rescales_the_gradient_and_nothing_
     np.testing.assert_allclose(grad_with(normalize(A)),
                                grad_with(centred) / (A.std() + 1e-8), rtol=1e-10, atol=1e-14)
     assert not np.allclose(grad_with(normalize(A)), grad_with(A) / A.std())  # the centring counts
+
+
+@pytest.mark.parametrize("num_minibatches, expected", [(2, 2), (3, 3), (64, None)])
+def test_ppo_minibatches_differ_in_size_by_at_most_one_and_hold_two_samples_or_more(
+        num_minibatches, expected, monkeypatch):
+    """Minibatch sizes: B split as evenly as possible; never fewer than 2 samples (one sample's
+    normalised advantage is 0), so a request for more minibatches than B // 2 gets B // 2."""
+    rollout, policy0, value0 = toy_rollout()
+    B = int(rollout.mask.sum())
+    config = ppo.Config(num_envs=3, num_steps=8, update_epochs=1, num_minibatches=num_minibatches)
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size)
+    sizes = []
+    original = ppo.minibatch_step
+
+    def recording_step(policy, value_fn, optim, mb_obs, *rest):
+        sizes.append(len(mb_obs))
+        return original(policy, value_fn, optim, mb_obs, *rest)
+
+    monkeypatch.setattr(ppo, "minibatch_step", recording_step)
+    ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
+    assert sum(sizes) == B and max(sizes) - min(sizes) <= 1 and min(sizes) >= 2
+    assert len(sizes) == (expected if expected is not None else B // 2)
