@@ -30,6 +30,7 @@ import numpy as np
 from minipg.exact import TabularMDP
 from minipg.exact_is import (kl, off_policy_episode_grads, off_policy_moments, ratios,
                              weight_second_moment)
+from minipg.exact_mdps import layered_mdp
 
 H, WIDTH, N_ACTIONS = 6, 2, 3
 CLIP_COEF = 0.2
@@ -43,23 +44,6 @@ ESTIMATES = {                                  # label: (estimator, clip_coef)
     f"PPO clipped (eps = {CLIP_COEF})": ("ppo", CLIP_COEF),
 }
 COLOURS = ["tab:red", "tab:orange", "tab:blue", "tab:green"]
-
-
-def layered_mdp(seed=0):
-    """States (t, x): layer t leads only to layer t + 1, so no state is visited twice."""
-    rng = np.random.default_rng(seed)
-    S = WIDTH * H
-    P = np.zeros((S, N_ACTIONS, S))
-    for t in range(H):
-        layer = slice(t * WIDTH, (t + 1) * WIDTH)
-        if t < H - 1:
-            step = rng.random((WIDTH, N_ACTIONS, WIDTH)) ** 3
-            P[layer, :, (t + 1) * WIDTH:(t + 2) * WIDTH] = step / step.sum(axis=2, keepdims=True)
-        else:
-            P[layer, :, layer] = np.eye(WIDTH)[:, None, :]      # never used: the horizon ends
-    rho0 = np.zeros(S)
-    rho0[:WIDTH] = rng.dirichlet(np.ones(WIDTH))
-    return TabularMDP(P, rng.random((S, N_ACTIONS)), rho0, H), rng.normal(size=(S, N_ACTIONS))
 
 
 def along_the_path(mdp, theta_old):
@@ -167,7 +151,7 @@ def plot(rows, measured, horizons, curves, path):
 
 def main(out=DEFAULT_OUT, seed=0):
     start = time.perf_counter()
-    mdp, theta_old = layered_mdp(seed)
+    mdp, theta_old = layered_mdp(seed, width=WIDTH, A=N_ACTIONS, H=H)
     rows = along_the_path(mdp, theta_old)
     measured = sampled_variances(mdp, theta_old, np.random.default_rng(seed))
     horizons, curves = horizon_growth()
