@@ -17,7 +17,9 @@ Token ids: the digits 0-9 are themselves, then "+", "=", EOS, PAD.
 """
 import numpy as np
 
+from minipg.algos.imitation import fit
 from minipg.checks import as_generator, check_int
+from minipg.sequence import SequencePolicy
 
 __all__ = ["AdditionTask", "VOCAB", "PLUS", "EQUALS", "EOS", "PAD", "VOCAB_SIZE",
            "PROMPT_LEN", "MAX_ANSWER_LEN", "encode_prompts", "answer_tokens", "decode"]
@@ -99,6 +101,22 @@ class AdditionTask:
         response = np.asarray(tokens)[:, PROMPT_LEN:PROMPT_LEN + MAX_ANSWER_LEN]
         written = np.arange(MAX_ANSWER_LEN) < lengths[:, None]
         return np.all((response == answers) | ~written, axis=1).astype(np.float64)
+
+    @staticmethod
+    def make_policy(rng=None, dtype="float32", hidden_sizes=(128, 128), embed_dim=16):
+        """The policy used throughout: a window of 9 tokens, so that it sees the whole prompt
+        and every digit already written."""
+        return SequencePolicy(VOCAB_SIZE, PROMPT_LEN + MAX_ANSWER_LEN, EOS, PAD,
+                              window=PROMPT_LEN + MAX_ANSWER_LEN - 1, embed_dim=embed_dim,
+                              hidden_sizes=hidden_sizes, rng=rng, dtype=dtype)
+
+    def warm_start(self, policy, n_demos, rng, epochs=60, learning_rate=3e-3):
+        """Imitation on n_demos demonstrations (minipg/algos/imitation.py) until the training
+        loss is near zero; returns the loss of each epoch."""
+        rng = as_generator(rng)
+        tokens, mask = self.demonstrations(n_demos, rng)
+        return fit(policy, tokens, mask, PROMPT_LEN, epochs, batch_size=64,
+                   learning_rate=learning_rate, rng=rng)
 
     def accuracy(self, policy, pairs=None, temperature=0.0, rng=None):
         """Fraction of pairs (default: the held-out test pairs) answered exactly; greedy
