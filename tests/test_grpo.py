@@ -306,3 +306,15 @@ def test_config_rejects_bad_values_naming_the_field():
         grpo.Config(num_prompts=2.5).validate()
     with pytest.raises(ValueError, match="eps_low"):
         grpo.Config(eps_low=1.5).validate()
+
+
+@pytest.mark.parametrize("module", ["grpo", "grpo_gym", "token_ppo"])
+def test_every_config_field_has_a_docstring(module):
+    import dataclasses
+    import importlib
+
+    from minipg.config import field_docs
+    config_class = importlib.import_module(f"minipg.algos.{module}").Config
+    docs = field_docs(config_class)
+    missing = [f.name for f in dataclasses.fields(config_class) if not docs.get(f.name)]
+    assert missing == []
