@@ -128,8 +128,8 @@ def main(argv=None):
                     p_steps, p_seconds = solve_ppo(seed, 50_000, os.path.join(tmp, str(seed)))
                     ok &= g_steps is not None
                     cell = lambda s, t: f"{s:,} ({t:.1f} s)" if s else "not solved"
-                    print(f"{seed:>4} {cell(g_steps, g_seconds):>22} {cell(p_steps, p_seconds):>22}",
-                          flush=True)
+                    grpo_cell, ppo_cell = cell(g_steps, g_seconds), cell(p_steps, p_seconds)
+                    print(f"{seed:>4} {grpo_cell:>22} {ppo_cell:>22}", flush=True)
     print(f"\ntargets {'met' if ok else 'NOT met'}")
     return ok
 

@@ -13,7 +13,7 @@ sample 256 responses per update for `--updates` updates; the curves put held-out
 - PPO with a learned per-token critic (minipg/algos/token_ppo.py): 256 prompts x 1 response,
   GAE over the tokens from a second network V(x, y_<t), 2 clipped steps per batch.
 
-    python examples/grpo_compare.py [--seeds 0 1 2] [--updates 600] [--plot docs/grpo_comparison.png]
+    python examples/grpo_compare.py [--seeds 0 1 2] [--updates 600] [--plot PNG]
 
 About 2 minutes per seed on one core.
 """
@@ -65,8 +65,9 @@ def main(seeds=(0, 1, 2), updates=600, plot=None):
                 curve, seconds = run(method, seed, updates)
                 curves[method].append(curve)
                 reached = curve[curve[:, 1] >= 0.9, 0]
+                at_90 = f"{reached[0]:,.0f} tokens" if len(reached) else "never"
                 print(f"seed {seed} | {method:<25} | {curve[0, 1]:.1%} -> {curve[-1, 1]:.1%} "
-                      f"held-out | 90% at {f'{reached[0]:,.0f} tokens' if len(reached) else 'never':>14}"
+                      f"held-out | 90% at {at_90:>14}"
                       f" | {seconds:5.1f} s of training", flush=True)
     print(f"\nmean held-out accuracy over seeds {list(seeds)} (greedy), by sampled tokens:")
     grid = curves["GRPO"][0][:, 0]

@@ -138,8 +138,8 @@ class ResponseBandit:
             coefficients = self._group_coefficients(groups, self.rewards[x][groups], G, scale,
                                                     baseline, loss_agg, eps)
             # E[g | x] = sum_y (sum of prob * c A over the slots where y appears) * score(y)
-            per_response = np.bincount(groups.ravel(), (group_probs[:, None] * coefficients).ravel(),
-                                       minlength=len(self.responses))
+            weighted = (group_probs[:, None] * coefficients).ravel()
+            per_response = np.bincount(groups.ravel(), weighted, minlength=len(self.responses))
             terms[x] = self.rho[x] * per_response @ scores[x]
         return terms if per_prompt else terms.sum(axis=0)
 

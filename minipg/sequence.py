@@ -96,7 +96,8 @@ class SequenceNet:
         sizes = (self.window * d, *hidden_sizes, self.out_dim)
         gains = (np.sqrt(2.0),) * len(hidden_sizes) + (float(head_gain),)
         params = np.zeros(self.n_token + self.n_position + MLP.count_params(sizes), dtype)
-        self.mlp = MLP(sizes, activation, gains, rng, params=params[self.n_token + self.n_position:])
+        n_embed = self.n_token + self.n_position
+        self.mlp = MLP(sizes, activation, gains, rng, params=params[n_embed:])
         self._set_views(params)
         self.token_embedding[...] = EMBED_STD * rng.standard_normal(self.token_embedding.shape)
         self.position_embedding[...] = EMBED_STD * rng.standard_normal(
@@ -216,7 +217,8 @@ class SequencePolicy:
         self.eos = check_int("eos", eos, 0)
         if self.eos >= vocab_size:
             raise ValueError(f"eos must be a token id below vocab_size={vocab_size}, got {eos}")
-        self.pad, self.vocab_size, self.max_len = self.net.pad, self.net.vocab_size, self.net.max_len
+        self.pad, self.vocab_size = self.net.pad, self.net.vocab_size
+        self.max_len = self.net.max_len
         self.params = self.net.params
 
     def live_in(self, buffer):

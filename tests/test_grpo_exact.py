@@ -42,7 +42,8 @@ def random_theta(bandit, seed):
 
 
 def angle_degrees(u, v):
-    return float(np.degrees(np.arccos(np.clip(u @ v / np.linalg.norm(u) / np.linalg.norm(v), -1, 1))))
+    cosine = u @ v / np.linalg.norm(u) / np.linalg.norm(v)
+    return float(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
 
 
 def test_the_bandits_are_what_they_say():
@@ -139,7 +140,8 @@ def test_grpo_normalisation_punishes_a_short_wrong_answer_more_than_a_long_one()
     bandit = two_token_bandit()
     theta = np.zeros(bandit.n_params)
     _, scores = bandit.log_probs_and_scores(theta)
-    short, long = scores[0, bandit.responses.index((EOS,))], scores[0, bandit.responses.index((B, EOS))]
+    short = scores[0, bandit.responses.index((EOS,))]
+    long = scores[0, bandit.responses.index((B, EOS))]
     rates = {}
     for name, update in (
             ("grad_J", bandit.grad_J(theta)),
