@@ -20,7 +20,7 @@ float32, the table gives nanoseconds per element (T * N elements) for:
             4 * itemsize + 2 bytes per element; reward-to-go reads r, nv and the flags, 3 *
             itemsize + 2. That is memcpy speed with no arithmetic at all: no kernel can beat it.
 
-Targets (from the issue), all measured in this one run:
+Targets, all measured in this one run:
   (2048, 8)              compiled >= 300x faster than the Python loop
   (128, 256), (1024, 4096)  compiled within 3x of the streaming floor
   (100000, 1)            compiled >= 50x faster than lfilter per episode segment

@@ -10,13 +10,16 @@ __version__ = "0.1.0"
 __all__ = ["returns", "train", "load", "__version__"]
 
 
-def train(env_id, algo, total_steps, seed, run_dir=None, **hyperparameters):
-    """Train `algo` ("ppo", "a2c", "reinforce") on `env_id`; see minipg.trainer.train."""
+def train(env_id=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
+          resume=None, overwrite=False, **hyperparameters):
+    """Train `algo` ("ppo", "a2c", "reinforce") on `env_id`, or continue a run with
+    resume=RUN_DIR; see minipg.trainer.train."""
     from minipg.trainer import train as _train
-    return _train(env_id, algo, total_steps, seed, run_dir=run_dir, **hyperparameters)
+    return _train(env_id, algo, total_steps, seed, run_dir=run_dir, callback=callback,
+                  resume=resume, overwrite=overwrite, **hyperparameters)
 
 
-def load(path):
-    """Load the policy saved in a checkpoint .npz; see minipg.trainer.load."""
-    from minipg.trainer import load as _load
-    return _load(path)
+def load(path, rng=None):
+    """The policy saved in a checkpoint .npz or a run directory; see minipg.checkpoint.load."""
+    from minipg.checkpoint import load as _load
+    return _load(path, rng)

@@ -1,15 +1,18 @@
 """The command line: `minipg train | eval | plot` (also `python -m minipg ...`).
 
     minipg train --env CartPole-v1 --algo ppo --steps 100000 --seed 0
+    minipg train --resume runs/CartPole-v1-ppo-seed0      (continue a stopped run)
     minipg eval runs/CartPole-v1-ppo-seed0 --episodes 20 [--render cartpole.gif]
     minipg plot runs/CartPole-v1-ppo-seed0 runs/CartPole-v1-a2c-seed0 --out curves.png
 
 Every field of the algorithm's Config is also an option of `train` (`minipg train --algo ppo
 --help` lists them with their docstrings), e.g. --num-envs 16 --learning-rate 1e-3.
+An error is one line on stderr and a non-zero exit; `--debug` shows the traceback instead.
 """
 import argparse
 import csv
 import dataclasses
+import difflib
 import os
 import sys
 import typing
@@ -17,6 +20,18 @@ import typing
 import numpy as np
 
 COMMANDS = ("train", "eval", "plot")
+USAGE = "usage: minipg {train,eval,plot} ... [--debug]   (minipg <command> --help for each)"
+
+
+class CliError(Exception):
+    """An error the CLI reports as one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (and a pointer to --help), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}  ({self.prog} --help)\n")
 
 
 def _field_type(field):
@@ -25,7 +40,7 @@ def _field_type(field):
     if annotation is bool:
         return _parse_bool
     if typing.get_origin(annotation) is tuple:
-        return lambda text: tuple(int(x) for x in text.replace(",", " ").split())
+        return _parse_sizes
     if typing.get_origin(annotation) is typing.Union:       # Optional[float]
         inner = [a for a in typing.get_args(annotation) if a is not type(None)][0]
         return lambda text: None if text.lower() == "none" else inner(text)
@@ -40,19 +55,38 @@ def _parse_bool(text):
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
-def _train_parser(algo):
+def _parse_sizes(text):
+    try:
+        return tuple(int(x) for x in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 64,64, got {text!r}") from None
+
+
+def _train_parser(algo, resume=False):
     from minipg.config import field_docs
     from minipg.trainer import ALGOS
 
-    parser = argparse.ArgumentParser(
+    # With --resume, only the options actually given are passed on (and checked against the
+    # saved config): no defaults.
+    default = (lambda value: argparse.SUPPRESS) if resume else (lambda value: value)
+    parser = _Parser(
         prog="minipg train", description="Train a policy; writes config.json, progress.csv and "
         "checkpoint.npz to the run directory.")
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
-    parser.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
-    parser.add_argument("--steps", type=int, default=100_000, help="total env steps")
-    parser.add_argument("--seed", type=int, default=0, help="fixes everything")
-    parser.add_argument("--run-dir", default=None,
-                        help="output directory (default runs/<env>-<algo>-seed<seed>)")
+    parser.add_argument("--env", default=default("CartPole-v1"), help="gymnasium environment id")
+    parser.add_argument("--algo", default=default("ppo"), choices=sorted(ALGOS))
+    parser.add_argument("--steps", type=int, default=default(100_000), help="total env steps")
+    parser.add_argument("--seed", type=int, default=default(0), help="fixes everything")
+    parser.add_argument("--run-dir", default=default(None),
+                        help="output directory (default runs/<env>-<algo>-seed<seed>, or the "
+                        "first free runs/<env>-<algo>-seed<seed>-<k>); an existing one with "
+                        "files in it is refused unless --resume or --overwrite is given")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue the run saved in RUN_DIR from its last checkpoint, with "
+                        "its config (only --log-every, --checkpoint-every and the evaluation "
+                        "options may change)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run in an existing --run-dir (deletes minipg's files "
+                        "there, nothing else)")
     config_class = ALGOS[algo].Config
     docs = field_docs(config_class)
     group = parser.add_argument_group(f"{algo} hyperparameters (defaults tuned for {algo})")
@@ -67,40 +101,63 @@ def _train_parser(algo):
 
 def cmd_train(argv):
     import minipg
-
-    probe = argparse.ArgumentParser(add_help=False)
-    probe.add_argument("--algo", default="ppo")
-    known, _ = probe.parse_known_args(argv)
+    from minipg.checkpoint import load_config
     from minipg.trainer import ALGOS
-    if known.algo not in ALGOS:
-        raise SystemExit(f"minipg train: --algo must be one of {sorted(ALGOS)}, "
-                         f"got {known.algo!r}")
-    args = vars(_train_parser(known.algo).parse_args(argv))
-    env_id, algo, steps, seed, run_dir = (args.pop(k) for k in
-                                          ("env", "algo", "steps", "seed", "run_dir"))
-    try:
-        result = minipg.train(env_id, algo, steps, seed, run_dir=run_dir, **args)
-    except (ValueError, TypeError) as error:
-        raise SystemExit(f"minipg train: {error}") from None
-    last = result.history[-1]
-    print(f"done: {last['env_steps']:,} env steps in {last['wall_clock']:.2f} s of training; "
-          f"run directory {result.run_dir}")
-    print(f"checkpoint: {result.checkpoint}  (minipg eval {result.run_dir})")
+
+    # Which algorithm's options to offer: --algo, or the saved run's with --resume. (nargs="?":
+    # a bare --resume is left for the full parser to report.)
+    probe = _Parser(prog="minipg train", add_help=False)
+    probe.add_argument("--algo", default="ppo")
+    probe.add_argument("--resume", nargs="?", default=None)
+    known, _ = probe.parse_known_args(argv)
+    if known.resume is not None:
+        saved_algo = load_config(known.resume).algo     # a clear error if it is not a run
+        args = vars(_train_parser(saved_algo, resume=True).parse_args(argv))
+        resume = args.pop("resume")
+        renamed = {"env": "env_id", "steps": "total_steps"}
+        given = {renamed.get(k, k): v for k, v in args.items()}
+        overwrite = given.pop("overwrite")
+        run_dir = given.pop("run_dir", None)
+        result = minipg.train(resume=resume, run_dir=run_dir, overwrite=overwrite, **given)
+    else:
+        if known.algo not in ALGOS:
+            raise CliError(f"--algo must be one of {sorted(ALGOS)}, got {known.algo!r}")
+        args = vars(_train_parser(known.algo).parse_args(argv))
+        env_id, algo, steps, seed, run_dir, _, overwrite = (
+            args.pop(k) for k in ("env", "algo", "steps", "seed", "run_dir", "resume",
+                                  "overwrite"))
+        result = minipg.train(env_id, algo, steps, seed, run_dir=run_dir, overwrite=overwrite,
+                              **args)
+    if not result.history:
+        print(f"nothing to do: the run in {result.run_dir} had already finished "
+              f"({result.config.total_steps:,} env steps)")
+    elif not result.interrupted:
+        last = result.history[-1]
+        print(f"done: {last['env_steps']:,} env steps in {last['wall_clock']:.2f} s of "
+              f"training; run directory {result.run_dir}")
+        print(f"checkpoint: {result.checkpoint}  (minipg eval {result.run_dir})")
     return result
 
 
-def _checkpoint_path(path):
-    candidate = os.path.join(path, "checkpoint.npz") if os.path.isdir(path) else path
-    if not os.path.isfile(candidate):
-        raise SystemExit(f"minipg: no checkpoint at {candidate!r} (give a run directory or "
-                         f"a checkpoint .npz)")
-    return candidate
+def _check_output(path, option, extensions=None):
+    """Fail before any work if `path` cannot be written: a missing folder, a wrong extension."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"{option} {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise CliError(f"{option} {path} is a directory; give a file name")
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if extensions is not None and extension not in extensions:
+        raise CliError(f"{option} {path}: the file name must end in one of "
+                       f"{', '.join('.' + e for e in sorted(extensions))}")
 
 
 def cmd_eval(argv):
-    from minipg.trainer import evaluate, load, load_config
+    from minipg.checkpoint import read_checkpoint
+    from minipg.envs import run_episodes
+    from minipg.render import DRAWERS, drawer_for, record_episode, save_gif
 
-    parser = argparse.ArgumentParser(prog="minipg eval",
+    parser = _Parser(prog="minipg eval",
                                      description="Evaluate a saved policy: mean +- std return.")
     parser.add_argument("path", help="run directory or checkpoint .npz")
     parser.add_argument("--episodes", type=int, default=20)
@@ -108,125 +165,84 @@ def cmd_eval(argv):
     parser.add_argument("--env", default=None, help="environment (default: the one trained on)")
     parser.add_argument("--deterministic", action="store_true",
                         help="take the most probable action instead of sampling")
+    parser.add_argument("--max-episode-steps", type=int, default=None,
+                        help="step limit per episode (default: the env's own time limit, else "
+                        "the run's eval_max_episode_steps)")
     parser.add_argument("--render", metavar="GIF", default=None,
                         help="also write one episode as an animated GIF")
     args = parser.parse_args(argv)
     if args.episodes < 1:
-        raise SystemExit("minipg eval: --episodes must be >= 1")
-    path = _checkpoint_path(args.path)
-    policy = load(path)
-    env_id = args.env or load_config(path).env_id
-    returns = evaluate(policy, env_id, args.episodes, seed=args.seed,
-                       deterministic=args.deterministic)
+        raise CliError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:
+        raise CliError(f"--seed must be >= 0, got {args.seed}")
+    if args.max_episode_steps is not None and args.max_episode_steps < 1:
+        raise CliError(f"--max-episode-steps must be >= 1, got {args.max_episode_steps}")
+    saved = read_checkpoint(args.path)
+    policy = saved.policy()
+    config = saved.config() if saved.has("policy/params", "config") else None
+    if args.env is None and config is None:
+        raise CliError(f"{saved.path} holds a policy without a training config: give --env")
+    env_id = args.env or config.env_id
+    limit = args.max_episode_steps or (config.eval_max_episode_steps if config else None)
+    if args.render:           # everything --render needs is checked before the evaluation
+        _check_output(args.render, "--render", {"gif"})
+        if drawer_for(env_id) is None:
+            raise CliError(f"--render draws {', '.join(sorted(DRAWERS))} only, not {env_id}")
+    evaluation = run_episodes(policy, env_id, args.episodes, seed=args.seed,
+                              deterministic=args.deterministic, max_episode_steps=limit)
+    returns = evaluation.returns
     mode = "deterministic" if args.deterministic else "stochastic"
     print(f"{env_id}, {args.episodes} episodes, {mode} policy: "
           f"return {returns.mean():.1f} +- {returns.std():.1f} "
           f"(min {returns.min():.1f}, max {returns.max():.1f})")
+    if evaluation.limit_note():
+        print(f"note: {evaluation.limit_note()}")
     if args.render:
-        observations, episode_return = record_episode(policy, env_id, args.seed,
-                                                      args.deterministic)
+        observations, episode_return, cut = record_episode(
+            policy, env_id, args.seed, args.deterministic, evaluation.step_limit)
         save_gif(observations, env_id, args.render)
         print(f"wrote {args.render}: one episode, return {episode_return:.1f}, "
-              f"{len(observations)} frames")
+              f"{len(observations)} frames" + (" (cut at the step limit)" if cut else ""))
     return returns
-
-
-def record_episode(policy, env_id, seed=0, deterministic=False):
-    """The observations of one episode of the policy, s_0 .. s_final, and its return."""
-    import gymnasium as gym
-
-    env = gym.make(env_id)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    observations, episode_return, done = [obs], 0.0, False
-    while not done:
-        action = policy.act(obs, deterministic=deterministic, rng=rng)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        observations.append(obs)
-        episode_return += float(reward)
-        done = terminated or truncated
-    env.close()
-    return np.array(observations), episode_return
-
-
-def _draw_cartpole(ax):
-    """Artists for CartPole and a function that poses them from an observation (x, _, theta, _)."""
-    from matplotlib.patches import Rectangle
-
-    ax.set_xlim(-2.6, 2.6)
-    ax.set_ylim(-0.4, 1.4)
-    ax.axhline(0, color="0.3", lw=1)
-    for x in (-2.4, 2.4):                                # the cart terminates past +-2.4
-        ax.axvline(x, color="0.8", lw=1, ls="--")
-    cart = ax.add_patch(Rectangle((0, 0), 0.5, 0.3, color="0.25"))
-    (pole,) = ax.plot([], [], color="#c8843c", lw=6, solid_capstyle="round")
-
-    def pose(obs):
-        x, theta = obs[0], obs[2]
-        cart.set_xy((x - 0.25, 0.0))
-        pole.set_data([x, x + np.sin(theta)], [0.3, 0.3 + np.cos(theta)])   # pole length 1
-        return [cart, pole]
-
-    return pose
-
-
-def _draw_pendulum(ax):
-    """Artists for Pendulum and a function that poses them from (cos theta, sin theta, _)."""
-    ax.set_xlim(-1.3, 1.3)
-    ax.set_ylim(-1.3, 1.3)
-    (rod,) = ax.plot([], [], color="#c84c3c", lw=8, solid_capstyle="round")
-
-    def pose(obs):
-        cos_theta, sin_theta = obs[0], obs[1]      # theta = 0 is upright
-        rod.set_data([0, -sin_theta], [0, cos_theta])
-        return [rod]
-
-    return pose
-
-
-DRAWERS = {"CartPole": _draw_cartpole, "Pendulum": _draw_pendulum}
-
-
-def save_gif(observations, env_id, path, fps=30):
-    """Draw each observation with matplotlib and write an animated GIF (Pillow writer).
-
-    Drawn from the observations themselves, so no rendering backend (pygame) is needed.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
-    drawer = DRAWERS.get(env_id.split("-")[0])
-    if drawer is None:
-        raise SystemExit(f"minipg eval --render draws {sorted(DRAWERS)} only, not {env_id}")
-    fig, ax = plt.subplots(figsize=(4, 3), dpi=80)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    pose = drawer(ax)
-    animation = FuncAnimation(fig, lambda i: pose(observations[i]), frames=len(observations),
-                              blit=True)
-    animation.save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
 
 
 def read_progress(run):
     """(env_steps, mean_return) arrays from a run directory's (or a path's) progress.csv."""
     path = os.path.join(run, "progress.csv") if os.path.isdir(run) else run
     if not os.path.isfile(path):
-        raise SystemExit(f"minipg plot: no progress.csv at {path!r}")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    steps = np.array([float(r["env_steps"]) for r in rows])
-    returns = np.array([float(r["mean_return"]) for r in rows])
-    return steps, returns
+        raise CliError(f"no progress.csv at {path!r} (give run directories or progress.csv "
+                       "files)")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [name for name in ("env_steps", "mean_return")
+                       if name not in (reader.fieldnames or ())]
+            if missing:
+                raise CliError(f"{path} is not a minipg progress.csv: "
+                               + ("it is empty" if not reader.fieldnames
+                                  else f"no {' or '.join(missing)} column"))
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not a minipg progress.csv: not a text file") from None
+    steps, returns = [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            steps.append(float(row["env_steps"]))
+            returns.append(float(row["mean_return"]))
+        except (TypeError, ValueError):
+            raise CliError(f"{path}, line {line}: env_steps and mean_return must be numbers, "
+                           f"got {row['env_steps']!r} and {row['mean_return']!r}") from None
+    if not rows:
+        raise CliError(f"{path} has no rows yet (the run has not finished an iteration)")
+    return np.array(steps), np.array(returns)
 
 
 def cmd_plot(argv):
-    parser = argparse.ArgumentParser(prog="minipg plot",
+    parser = _Parser(prog="minipg plot",
                                      description="Learning curves (mean return vs env steps).")
     parser.add_argument("runs", nargs="+", help="run directories or progress.csv files")
-    parser.add_argument("--out", default="learning_curves.png", help="PNG to write")
+    parser.add_argument("--out", default="learning_curves.png", help="image to write (.png, "
+                        ".pdf, .svg)")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
     plot_runs(args.runs, args.out, args.title)
@@ -238,28 +254,69 @@ def plot_runs(runs, out, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from minipg.checkpoint import atomic_output
+
+    _check_output(out, "--out", {"png", "pdf", "svg"})
+    curves = [(run, *read_progress(run)) for run in runs]      # every file checked first
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run in runs:
-        steps, returns = read_progress(run)
-        ax.plot(steps, returns, label=os.path.basename(os.path.normpath(run)))
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean return (last 20 episodes)")
-    ax.set_title(title or "minipg learning curves")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    try:
+        for run, steps, returns in curves:
+            if not np.isfinite(returns).any():
+                print(f"note: {run} has no finished episode yet; its curve is empty")
+            ax.plot(steps, returns, label=os.path.basename(os.path.normpath(run)))
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("mean return (last 20 episodes)")
+        ax.set_title(title or "minipg learning curves")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        with atomic_output(out) as temporary:
+            fig.savefig(temporary, dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def _expected_errors():
+    """What a user's input or environment can cause: one line, no traceback."""
+    from minipg.rollout import EnvError
+
+    return (CliError, ValueError, TypeError, OSError, ArithmeticError, EnvError)
 
 
 def main(argv=None):
+    """Run a command; returns the exit status: 0 done, 1 an error, 2 a usage error, 130 stopped
+    by Ctrl-C (training saved a checkpoint to resume from)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] not in COMMANDS:
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    command = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[argv[0]]
-    command(argv[1:])
-    return 0
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"minipg: unknown command {command!r}{hint}\n{USAGE}", file=sys.stderr)
+        return 2
+    run = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[command]
+    try:
+        result = run(argv[1:])
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"minipg {command}: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"minipg {command}: error: {message}  (--debug shows the traceback)",
+              file=sys.stderr)
+        return 1
+    return 130 if getattr(result, "interrupted", False) else 0     # Ctrl-C stopped training
 
 
 if __name__ == "__main__":

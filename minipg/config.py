@@ -60,8 +60,15 @@ class TrainConfig:
     """Initial log standard deviation of a Gaussian policy (continuous actions only)."""
     eval_episodes: int = 0
     """Episodes of the stochastic policy to evaluate at the end of training (0: none)."""
+    eval_max_episode_steps: int = 10_000
+    """Step limit of an evaluation episode on an env without a time limit of its own (an env
+    with one, like CartPole-v1's 500 steps, uses its own); the evaluation says if it cut any."""
     log_every: float = 1.0
     """Seconds between progress lines on the terminal (0: every iteration; negative: silent)."""
+    checkpoint_every: float = 10.0
+    """Seconds of wall-clock between checkpoints (0: after every iteration), so a kill loses at
+    most this much training plus one iteration. A checkpoint is also written at the end and
+    whenever training stops early (Ctrl-C, an error from the env, a non-finite value)."""
 
     def validate(self):
         """Raise TypeError (wrong type) or ValueError (wrong value) naming the first bad field."""
@@ -85,6 +92,8 @@ class TrainConfig:
         check_choice("dtype", self.dtype, ("float32", "float64"))
         check_int("eval_episodes", self.eval_episodes, 0)
         check_real("log_std_init", self.log_std_init)
+        check_int("eval_max_episode_steps", self.eval_max_episode_steps, 1)
+        check_real("checkpoint_every", self.checkpoint_every, 0.0)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -99,6 +108,13 @@ class ActorCriticConfig(TrainConfig):
     def validate(self):
         super().validate()
         check_real("lam", self.lam, 0.0, 1.0)
+        # Episodes run on across the rollouts of these algorithms. After an episode ends, the
+        # env's next step is a reset step, not a transition, so with T = 1 a whole rollout can
+        # be reset steps only: an empty batch. With T >= 2 every column holds a transition.
+        if self.num_steps < 2:
+            raise ValueError(f"num_steps must be >= 2 for {self.algo or 'this algorithm'}: with "
+                             "num_steps = 1 a rollout can consist of reset steps only (the step "
+                             "after an episode ends is not a transition)")
 
 
 def make_config(config_class, **values):

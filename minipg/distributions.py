@@ -191,14 +191,12 @@ class Categorical:
         rng: a numpy Generator or an int seed.
         """
         rng = as_generator(rng)
-        # cdf_k = sum_{j <= k} pi_j, as a product with an upper-triangular matrix of ones (the
-        # same sums; np.cumsum along a short last axis is several times slower).
-        K = self.n_actions
-        cdf = self.probs @ np.triu(np.ones((K, K), self.probs.dtype))
+        cdf = np.cumsum(self.probs, axis=-1)                 # cdf_k = sum_{j <= k} pi_j
         cdf[..., -1] = np.inf          # rounding may leave the last entry just below u < 1
-        u = rng.random(self.batch_shape + (1,), dtype=self.probs.dtype)
+        u = rng.random(self.batch_shape + (1,))
         # a = the first k with u < cdf_k: a zero-probability action (cdf_k == cdf_{k-1}) is
-        # never the first.
+        # never the first. (argmax finds it; a sum of the booleans along a short last axis
+        # would cost several times more.)
         return (cdf > u).argmax(axis=-1).astype(np.int64)
 
     def mode(self):

@@ -20,10 +20,12 @@ Against that exact gradient we hold the Monte Carlo estimators a policy-gradient
 
     g_hat = (1/N) sum_episodes sum_t score_t * Psi_t,       score_t = onehot(a_t) - pi(.|s_t)
 
-with Psi_t one of ("return", "reward_to_go", "baseline", "gae"). The estimators are built from
-minipg's own pieces (Categorical.score, returns.reward_to_go, returns.gae), so the exact
-gradient verifies them. Because trajectories can be enumerated, the exact mean and variance of
-each single-episode estimator are available too (`exact_moments`): bias is measured exactly.
+with Psi_t one of PSI: the full return, the reward-to-go G_t, G_t minus a baseline (V, or the
+variance-minimising b* of minipg.exact_baseline), or GAE. The estimators are built from minipg's
+own pieces (Categorical.score, returns.reward_to_go, returns.gae), so the exact gradient
+verifies them. Because trajectories can be enumerated, the exact mean and variance of each
+single-episode estimator are available too (`exact_moments`): bias is measured exactly.
+Estimators that reuse episodes of an older policy (importance sampling) are in minipg.exact_is.
 
 Time matters. With a finite horizon the value of a state depends on how many steps remain, so
 V^pi and Q^pi carry a time index: V_t(s), Q_t(s, a), with V_H = 0. The horizon is part of the
@@ -34,12 +36,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minipg.checks import as_generator
 from minipg.distributions import Categorical
+from minipg.exact_baseline import optimal_baseline
 from minipg.returns import gae, reward_to_go
 
-__all__ = ["TabularMDP", "Episodes", "PSI"]
+__all__ = ["TabularMDP", "Episodes", "PSI", "BASELINES"]
 
-PSI = ("return", "reward_to_go", "baseline", "gae")
+PSI = ("return", "reward_to_go", "baseline", "gae", "optimal_baseline", "optimal_baseline_scalar")
+# What psi_weights(..., baseline=...) subtracts from "return" or "reward_to_go"; the psi names
+# "baseline", "optimal_baseline", "optimal_baseline_scalar" are reward_to_go minus these.
+BASELINES = (None, "value", "optimal", "optimal_scalar")
+_PSI_BASELINE = {"baseline": "value", "optimal_baseline": "optimal",
+                 "optimal_baseline_scalar": "optimal_scalar"}
 
 
 class Episodes(NamedTuple):
@@ -178,6 +187,12 @@ class TabularMDP:
         pi = self.policy(theta)
         return self._env_prob * pi[self._states, self._actions].prod(axis=0)
 
+    def trajectories(self):
+        """Every positive-probability trajectory as Episodes of shape (H, M), with the mean
+        rewards R(s_t, a_t); column m goes with trajectory_probs(theta)[m]. An expectation of
+        any per-episode quantity f is then trajectory_probs(theta) @ f(trajectories())."""
+        return Episodes(self._states, self._actions, self.R[self._states, self._actions])
+
     # ---------------------------------------------------------------------------------------
     # Exact quantities
     # ---------------------------------------------------------------------------------------
@@ -262,11 +277,12 @@ class TabularMDP:
     # ---------------------------------------------------------------------------------------
 
     def sample_episodes(self, theta, n_episodes, rng):
-        """Run n_episodes episodes side by side (vectorised over episodes); Episodes of (H, N)."""
+        """Run n_episodes episodes side by side (vectorised over episodes); Episodes of (H, N).
+
+        rng: a numpy Generator or an int seed."""
         theta = self._check_theta(theta)
         N, H = _positive_int("n_episodes", n_episodes), self.horizon
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        rng = as_generator(rng)
         states = np.zeros((H, N), dtype=np.int64)
         actions = np.zeros((H, N), dtype=np.int64)
         rewards = np.zeros((H, N))
@@ -297,25 +313,43 @@ class TabularMDP:
         raise ValueError(f"values must have shape (S,) = ({S},), (H, S) = ({H}, {S}) or "
                          f"(H + 1, S) = ({H + 1}, {S}), got shape {values.shape}")
 
-    def psi_weights(self, theta, episodes, psi, lam=0.95, *, values=None,
+    def psi_weights(self, theta, episodes, psi, lam=0.95, *, values=None, baseline=None,
                     weight_by_discount=False):
-        """Psi_t for every step of every episode, shape (H, N).
+        """Psi_t for every step of every episode, shape (H, N), or (H, N, A) with a
+        per-parameter baseline (one weight per logit of row s_t).
 
             "return"        Psi_t = R(tau) = sum_k gamma^k r_k              (same for every t)
             "reward_to_go"  Psi_t = G_t = sum_{k>=t} gamma^(k-t) r_k        (causality)
             "baseline"      Psi_t = G_t - V_t(s_t)                          (advantage estimate)
             "gae"           Psi_t = sum_l (gamma lam)^l delta_{t+l},
                             delta_t = r_t + gamma V_{t+1}(s_{t+1}) - V_t(s_t)
+            "optimal_baseline"         Psi_{t,k} = G_t - b*_k(t, s_t)      per parameter k
+            "optimal_baseline_scalar"  Psi_t = G_t - b*(t, s_t)
 
+        b* is the variance-minimising baseline, computed by enumeration (minipg.exact_baseline).
+        baseline ("value", "optimal", "optimal_scalar") subtracts V, b* or scalar b* from "return"
+        or "reward_to_go"; the last three psi names are reward_to_go with those baselines.
         V is the exact V^pi unless `values` is given. weight_by_discount multiplies Psi_t by
         gamma^t: that factor makes the discounted estimators unbiased for the discounted J;
         the usual practice leaves it out (see the tests and docs/derivation.md).
         """
         if psi not in PSI:
             raise ValueError(f"psi must be one of {PSI}, got {psi!r}")
+        if not (baseline is None or isinstance(baseline, str) and baseline in BASELINES):
+            raise ValueError(f"baseline must be one of {BASELINES} (a critic table goes in "
+                             f"values), got {baseline!r}")
+        if baseline is not None and psi not in ("return", "reward_to_go"):
+            raise ValueError(f"baseline applies to psi 'return' or 'reward_to_go'; psi={psi!r} "
+                             f"{'has its own' if psi in _PSI_BASELINE else 'takes none'}")
         if weight_by_discount and psi == "return":
             raise ValueError("weight_by_discount applies to psi in ('reward_to_go', 'baseline', "
-                             "'gae'); R(tau) already carries gamma^k on each reward")
+                             "'gae', 'optimal_baseline', 'optimal_baseline_scalar'); R(tau) "
+                             "already carries gamma^k on each reward")
+        if psi in _PSI_BASELINE:
+            psi, baseline = "reward_to_go", _PSI_BASELINE[psi]
+        if values is not None and baseline in ("optimal", "optimal_scalar"):
+            raise ValueError("values (a critic) does not apply to the optimal baseline, which "
+                             "is computed from theta")
         lam = _coefficient("lam", lam)
         states, rewards = episodes.states, episodes.rewards
         H = self.horizon
@@ -327,14 +361,19 @@ class TabularMDP:
         terminated[-1] = True
         truncated = np.zeros_like(terminated)
         time = np.arange(H)[:, None]
-        if psi in ("return", "reward_to_go", "baseline"):
+        if psi in ("return", "reward_to_go"):
             G = reward_to_go(rewards, terminated, truncated, self.gamma)
             if psi == "return":
                 weights = np.broadcast_to(G[0], G.shape).copy()          # G_0 = R(tau)
-            elif psi == "reward_to_go":
-                weights = G
             else:
-                weights = G - self._value_table(theta, values)[time, states]
+                weights = G
+            if baseline == "value":
+                weights = weights - self._value_table(theta, values)[time, states]
+            elif baseline is not None:
+                per_parameter = baseline == "optimal"
+                b = optimal_baseline(self, theta, psi, per_parameter=per_parameter)
+                weights = (weights[..., None] - b[time, states] if per_parameter
+                           else weights - b[time, states])
         else:
             table = self._value_table(theta, values)
             # s_{t+1}; the last row is a placeholder, its value is ignored at a terminal step.
@@ -342,57 +381,71 @@ class TabularMDP:
             weights = gae(rewards, table[time, states], table[time + 1, next_states],
                           terminated, truncated, self.gamma, lam)
         if weight_by_discount:
-            weights = weights * self.discounts[:, None]
+            weights = weights * self.discounts.reshape((H,) + (1,) * (weights.ndim - 1))
         return weights
 
-    def episode_grads(self, theta, episodes, psi, lam=0.95, *, values=None,
+    def episode_grads(self, theta, episodes, psi, lam=0.95, *, values=None, baseline=None,
                       weight_by_discount=False):
         """One gradient estimate per episode, sum_t score_t * Psi_t, shape (N, S, A).
 
         score_t = Categorical(theta[s_t]).score(a_t) = onehot(a_t) - pi(.|s_t) lands in row s_t.
         """
         theta = self._check_theta(theta)
-        weights = self.psi_weights(theta, episodes, psi, lam, values=values,
+        weights = self.psi_weights(theta, episodes, psi, lam, values=values, baseline=baseline,
                                    weight_by_discount=weight_by_discount)
+        if weights.ndim == 2:
+            weights = weights[..., None]                # one Psi_t for every logit of row s_t
         score = Categorical(theta[episodes.states]).score(episodes.actions)      # (H, N, A)
-        in_state = episodes.states[..., None] == np.arange(self.n_states)       # (H, N, S)
-        return np.einsum("tns,tna->nsa", in_state, weights[..., None] * score)
+        return _sum_into_rows(episodes.states, weights * score, self.n_states)
 
     def estimate_grad(self, theta, n_episodes, psi, rng, lam=0.95, *, values=None,
-                      weight_by_discount=False):
+                      baseline=None, weight_by_discount=False):
         """Monte Carlo policy gradient: the mean of episode_grads over n_episodes fresh episodes.
 
         Per-episode estimates (for variances and standard errors): episode_grads(theta,
         sample_episodes(theta, n_episodes, rng), psi, ...), which consumes rng identically.
         """
         episodes = self.sample_episodes(theta, n_episodes, rng)
-        return self.episode_grads(theta, episodes, psi, lam, values=values,
+        return self.episode_grads(theta, episodes, psi, lam, values=values, baseline=baseline,
                                   weight_by_discount=weight_by_discount).mean(axis=0)
 
-    def exact_moments(self, theta, psi, lam=0.95, *, values=None, weight_by_discount=False):
+    def exact_moments(self, theta, psi, lam=0.95, *, values=None, baseline=None,
+                      weight_by_discount=False):
         """Exact mean and variance (per entry, both (S, A)) of the single-episode estimator.
 
         The estimator is evaluated on every trajectory with the mean rewards and averaged with
         weights P(tau). Reward noise eps_k enters Psi_t linearly and independently of tau, so
         it adds sigma^2 sum_k E[h_k^2], where h_k is the estimator with a unit reward at step k
-        (and a zero critic), sigma^2 = w^2 / 12 for uniform noise of width w.
+        and nothing subtracted (no baseline, a zero critic), sigma^2 = w^2 / 12 for uniform
+        noise of width w: a baseline is a function of theta, so it never multiplies noise.
         """
+        theta = self._check_theta(theta)
         prob = self.trajectory_probs(theta)
         options = dict(lam=lam, weight_by_discount=weight_by_discount)
-        mean_rewards = self.R[self._states, self._actions]
-        grads = self.episode_grads(theta, Episodes(self._states, self._actions, mean_rewards),
-                                   psi, values=values, **options)
+        episodes = self.trajectories()
+        grads = self.episode_grads(theta, episodes, psi, values=values, baseline=baseline,
+                                   **options)
         mean = np.tensordot(prob, grads, axes=1)
         variance = np.tensordot(prob, (grads - mean) ** 2, axes=1)
         if self.reward_noise > 0:
-            zero_critic = np.zeros(self.n_states)
+            noise_psi = "reward_to_go" if psi in _PSI_BASELINE else psi
+            zero_critic = np.zeros(self.n_states) if psi == "gae" else None
             for k in range(self.horizon):
-                unit = np.zeros_like(mean_rewards)
+                unit = np.zeros(episodes.rewards.shape)
                 unit[k] = 1.0
-                h = self.episode_grads(theta, Episodes(self._states, self._actions, unit), psi,
+                h = self.episode_grads(theta, episodes._replace(rewards=unit), noise_psi,
                                        values=zero_critic, **options)
                 variance += self.reward_noise ** 2 / 12 * np.tensordot(prob, h ** 2, axes=1)
         return mean, variance
+
+
+def _sum_into_rows(states, per_step, n_states):
+    """(N, S, A) per-episode gradients: sum_t per_step[t, n] added to row states[t, n], the
+    only row of theta that step's score touches."""
+    H, N, A = per_step.shape
+    cell = (np.arange(N) * n_states + states).ravel()             # row (n, s_t) of (N * S, A)
+    return np.stack([np.bincount(cell, per_step[..., a].ravel(), N * n_states)
+                     for a in range(A)], axis=-1).reshape(N, n_states, A)
 
 
 def _inverse_cdf(probs, rng):

@@ -9,6 +9,10 @@ it from a schedule before each update:
 
     optimizer.learning_rate = schedule(fraction_done)
     optimizer.step(grad)
+
+`state()` gives copies of everything step() carries from one call to the next (Adam's moments
+and step count, SGD's velocity) as numpy arrays, and `load_state(state)` puts them back, so a
+checkpoint can resume training exactly where it stopped.
 """
 import numpy as np
 
@@ -16,6 +20,36 @@ from minipg.checks import check_real
 
 __all__ = ["Adam", "SGD", "clip_grad_norm", "global_norm", "constant_schedule",
            "linear_schedule"]
+
+
+def _read_state(state, arrays, scalars):
+    """state[name] for each name, checked: arrays shaped like the optimizer's own, scalars 0-d.
+
+    arrays is {name: the optimizer's array}; scalars is {name: python type}. ValueError names
+    the first entry that is missing or has the wrong shape.
+    """
+    if not hasattr(state, "keys"):
+        raise TypeError(f"state must be a dict of numpy arrays (from state()), got "
+                        f"{type(state).__name__}")
+    missing = [name for name in [*arrays, *scalars] if name not in state]
+    if missing:
+        raise ValueError(f"state has no entry {missing[0]!r}; expected "
+                         f"{sorted([*arrays, *scalars])}")
+    values = {}
+    for name, own in arrays.items():
+        value = np.asarray(state[name])
+        if value.shape != own.shape:
+            raise ValueError(f"state[{name!r}] has shape {value.shape}, but the optimizer's "
+                             f"parameters have shape {own.shape}")
+        if value.dtype.kind not in "fiu" or not np.isfinite(value).all():
+            raise ValueError(f"state[{name!r}] must hold finite real numbers")
+        values[name] = value
+    for name, kind in scalars.items():
+        value = np.asarray(state[name])
+        if value.shape != ():
+            raise ValueError(f"state[{name!r}] must be a single number, got shape {value.shape}")
+        values[name] = kind(value)
+    return values
 
 
 def _check_params(params):
@@ -101,6 +135,21 @@ class Adam:
         s *= learning_rate * sqrt_bias_correction2 / bias_correction1
         self.params -= s
 
+    def state(self):
+        """Copies of m, v, the step count t and the learning rate: {name: numpy array}."""
+        return {"m": self.m.copy(), "v": self.v.copy(), "t": np.array(self.t, np.int64),
+                "learning_rate": np.array(self.learning_rate, np.float64)}
+
+    def load_state(self, state):
+        """Continue from state(): m and v are copied in place, t and learning_rate set."""
+        values = _read_state(state, {"m": self.m, "v": self.v}, {"t": int, "learning_rate": float})
+        if values["t"] < 0:
+            raise ValueError(f"state['t'] must be >= 0, got {values['t']}")
+        learning_rate = check_real("state['learning_rate']", values["learning_rate"], 0.0)
+        self.m[...] = values["m"]
+        self.v[...] = values["v"]
+        self.t, self.learning_rate = values["t"], learning_rate
+
 
 class SGD:
     """Stochastic gradient descent with optional (heavy-ball) momentum:
@@ -123,6 +172,18 @@ class SGD:
         self.velocity *= self.momentum
         self.velocity += g
         self.params -= learning_rate * self.velocity
+
+    def state(self):
+        """Copies of the velocity and the learning rate: {name: numpy array}."""
+        return {"velocity": self.velocity.copy(),
+                "learning_rate": np.array(self.learning_rate, np.float64)}
+
+    def load_state(self, state):
+        """Continue from state(): the velocity is copied in place, learning_rate set."""
+        values = _read_state(state, {"velocity": self.velocity}, {"learning_rate": float})
+        learning_rate = check_real("state['learning_rate']", values["learning_rate"], 0.0)
+        self.velocity[...] = values["velocity"]
+        self.learning_rate = learning_rate
 
 
 def clip_grad_norm(grad, max_norm):

@@ -121,14 +121,15 @@ class _Checkpointable:
         return {prefix + "params": self.params.copy(), prefix + "config": np.array(config)}
 
     def save(self, path):
-        """Write state() to one .npz file; read it back with minipg.policies.load(path).
+        """Write state() to one .npz file, atomically; read it back with minipg.policies.load.
 
-        Returns the path written (numpy appends ".npz" if the name lacks it).
+        Returns the path written (".npz" is appended if the name lacks it, as numpy does).
         """
+        from minipg.checkpoint import write_checkpoint
+
         path = str(path)
         path = path if path.endswith(".npz") else path + ".npz"
-        np.savez(path, **self.state())
-        return path
+        return write_checkpoint(path, self.state())
 
 
 class CategoricalPolicy(_Checkpointable):
@@ -415,6 +416,8 @@ def from_state(state, prefix="", rng=None):
         params = np.asarray(state[prefix + "params"], dtype=np.float64)
     except KeyError as error:
         raise KeyError(f"state has no entry {error} (wrong prefix {prefix!r}?)") from None
+    if not isinstance(config, dict) or "kind" not in config:
+        raise ValueError(f"{prefix}config must be a JSON object with a 'kind', got {config!r}")
     kind = config.pop("kind")
     if kind not in _KINDS:
         raise ValueError(f"unknown kind {kind!r} in state; expected one of {sorted(_KINDS)}")
@@ -422,11 +425,18 @@ def from_state(state, prefix="", rng=None):
     if params.shape != obj.params.shape:
         raise ValueError(f"{prefix}params has shape {params.shape}, but the config describes "
                          f"{obj.params.shape}")
+    if not np.isfinite(params).all():
+        raise ValueError(f"{prefix}params holds non-finite values (NaN or inf)")
     obj.params[...] = params                       # in place: the layer views stay valid
     return obj
 
 
 def load(path, prefix="", rng=None):
-    """Load an object written by obj.save(path) (or stored under prefix in a larger .npz)."""
-    with np.load(path) as data:
-        return from_state(data, prefix, rng)
+    """Load an object written by obj.save(path) (or stored under prefix in a checkpoint).
+
+    The file is checked to be a minipg checkpoint first and never unpickled
+    (minipg.checkpoint.read_checkpoint).
+    """
+    from minipg.checkpoint import read_checkpoint
+
+    return read_checkpoint(path).rebuild(prefix, rng)

@@ -24,13 +24,41 @@ Two traps live here, both from gymnasium's NEXT_STEP autoreset:
    time-limit end must bootstrap from. Because that observation is also the next row's input,
    next_values[t] = values[t+1] inside the rollout, and only the last row needs one extra
    forward pass: the bootstrap value V(s_T).
+
+What the env returns is checked as it arrives: an exception from the env becomes an EnvError
+that says where it happened, and a NaN or inf observation or reward a FloatingPointError naming
+the array, the row and the env (it came from the env, so no learning rate will fix it). A
+Discrete(n, start=k) action space gets the policy's indices 0..n-1 shifted by k.
 """
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from minipg.checks import as_generator
+
+
+class EnvError(RuntimeError):
+    """The environment raised while minipg was stepping or resetting it."""
+
+
+def action_start(action_space):
+    """k of a Discrete(n, start=k) space (the env's first action), else 0."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        return int(action_space.start)
+    return 0
+
+
+def first_non_finite_from_env(name, array, t=None):
+    """FloatingPointError text for the first NaN/inf of an env output, or None if all finite."""
+    array = np.asarray(array, dtype=np.float64)
+    if np.isfinite(array).all():
+        return None
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+    where = index if t is None else (t, *index)
+    return (f"the environment returned a non-finite value: {name}[{where}] = {array[index]} "
+            f"(env {index[0]})")
 
 
 @dataclass
@@ -83,13 +111,18 @@ class RolloutCollector:
         obs_shape = env.single_observation_space.shape
         action_space = env.single_action_space
         T, N = num_steps, self.num_envs
+        # Real numbers are stored in the policy's arithmetic (float32 or float64), so that the
+        # losses computed from them run in it too, without conversions in the update.
+        dtype = policy.params.dtype
         action_shape = (T, N) + tuple(action_space.shape or ())
-        action_dtype = np.int64 if action_space.shape == () else np.float64
+        action_dtype = np.int64 if action_space.shape == () else dtype
         self.buffer = Rollout(
-            obs=np.zeros((T, N) + obs_shape), actions=np.zeros(action_shape, action_dtype),
-            log_prob=np.zeros((T, N)), values=np.zeros((T, N)), rewards=np.zeros((T, N)),
-            terminated=np.zeros((T, N), bool), truncated=np.zeros((T, N), bool),
-            next_values=np.zeros((T, N)), mask=np.zeros((T, N), bool))
+            obs=np.zeros((T, N) + obs_shape, dtype), actions=np.zeros(action_shape, action_dtype),
+            log_prob=np.zeros((T, N), dtype), values=np.zeros((T, N), dtype),
+            rewards=np.zeros((T, N), dtype), terminated=np.zeros((T, N), bool),
+            truncated=np.zeros((T, N), bool), next_values=np.zeros((T, N), dtype),
+            mask=np.zeros((T, N), bool))
+        self.action_start = action_start(action_space)
         self.seed = seed
         self.obs = None
         self.global_step = 0                      # env steps taken, reset steps included
@@ -99,9 +132,16 @@ class RolloutCollector:
 
     def reset(self):
         """Start fresh episodes in every env (the first call uses the seed)."""
-        obs, _ = self.env.reset(seed=self.seed)
+        try:
+            obs, _ = self.env.reset(seed=self.seed)
+        except Exception as error:
+            raise EnvError(f"the environment raised {type(error).__name__} in reset(): "
+                           f"{error}") from error
+        problem = first_non_finite_from_env("reset observations", obs)
+        if problem:
+            raise FloatingPointError(problem)
         self.seed = None                          # seed once; later resets continue the env RNG
-        self.obs = np.asarray(obs, dtype=np.float64)
+        self.obs = np.asarray(obs, dtype=self.buffer.obs.dtype)
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
         self._reset_pending[:] = False
@@ -120,15 +160,63 @@ class RolloutCollector:
             b.actions[t] = actions
             b.log_prob[t] = dist.log_prob(actions)
 
-            obs, rewards, terminated, truncated, _ = self.env.step(self.policy.to_env(actions))
-            self.obs = np.asarray(obs, dtype=np.float64)
+            self.obs, rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
             b.rewards[t] = rewards
             b.terminated[t] = terminated
             b.truncated[t] = truncated
             self._track_episodes(b, t, rewards, terminated, truncated)
-        self.global_step += b.num_steps * self.num_envs
+            self.global_step += self.num_envs
         self._fill_values(b)
         return b
+
+    def _step(self, t, env_actions):
+        """env.step, with the action offset of a Discrete(start=k) space and its output checked."""
+        if self.action_start:
+            env_actions = env_actions + self.action_start
+        try:
+            obs, rewards, terminated, truncated, _ = self.env.step(env_actions)
+        except Exception as error:
+            raise EnvError(f"the environment raised {type(error).__name__} in step(): "
+                           f"{error}") from error
+        obs = np.asarray(obs, dtype=np.float64)
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if not (np.isfinite(obs).all() and np.isfinite(rewards).all()):
+            raise FloatingPointError(first_non_finite_from_env("observations", obs, t)
+                                     or first_non_finite_from_env("rewards", rewards, t))
+        return obs.astype(self.buffer.obs.dtype, copy=False), rewards, terminated, truncated
+
+    def state(self):
+        """What collect() carries from one call to the next, to continue exactly: a dict of
+        numpy arrays and JSON-able values (the sampling generator's state is a dict)."""
+        state = {"global_step": self.global_step, "seed": self.seed,
+                 "rng": self.rng.bit_generator.state,
+                 "episode_return": self._episode_return.copy(),
+                 "episode_length": self._episode_length.copy(),
+                 "reset_pending": self._reset_pending.copy()}
+        if self.obs is not None:
+            state["obs"] = self.obs.copy()
+        return state
+
+    def load_state(self, state, fresh_episodes_seed=None):
+        """Continue from state(). With fresh_episodes_seed, the env is not where the state left
+        it (its own state was not saved): the next collect() starts new episodes, seeded so."""
+        N = self.num_envs
+        for name, shape in (("episode_return", (N,)), ("episode_length", (N,)),
+                            ("reset_pending", (N,))):
+            if np.shape(state[name]) != shape:
+                raise ValueError(f"collector state {name!r} has shape {np.shape(state[name])}, "
+                                 f"expected {shape} for {N} envs")
+        self.global_step = int(state["global_step"])
+        self.rng.bit_generator.state = state["rng"]
+        if fresh_episodes_seed is not None:
+            self.seed, self.obs = int(fresh_episodes_seed), None
+            return
+        self.seed = state["seed"]
+        self.obs = (None if state.get("obs") is None
+                    else np.array(state["obs"], self.buffer.obs.dtype))
+        self._episode_return[:] = state["episode_return"]
+        self._episode_length[:] = state["episode_length"]
+        self._reset_pending[:] = state["reset_pending"]
 
     def _fill_values(self, b):
         """values[t] = V(s_t) and next_values[t] = V(s_{t+1}), in one batched forward pass.

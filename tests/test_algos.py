@@ -15,6 +15,7 @@ from minipg.algos import a2c, ppo, reinforce
 from minipg.algos.common import normalize, score_function_loss
 from minipg.algos.ppo import clipped_surrogate
 from minipg.config import make_config
+from minipg.distributions import Categorical
 from minipg.optim import Adam
 from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state,
                              join_params, value_loss)
@@ -365,8 +366,9 @@ def scramble(rollout, rows, seed=0):
     return r
 
 
-def run_update(module, rollout, policy0, value0, **hp):
-    config = make_config(module.Config, num_envs=3, num_steps=8, **hp)
+def run_update(module, rollout, policy0, value0, validate=True, **hp):
+    config = (make_config(module.Config, num_envs=3, num_steps=8, **hp) if validate
+              else module.Config(num_envs=3, num_steps=8, **hp))
     uses_critic = getattr(module, "uses_critic", lambda c: True)(config)
     policy, value_fn, params = fresh_networks(policy0, value0, uses_critic, config.dtype)
     stats = module.update(rollout, policy, value_fn if uses_critic else None, Adam(params, 0.01),
@@ -473,7 +475,9 @@ def test_update_on_a_single_transition_with_normalisation_stays_finite(module, h
     value_fn = ValueFunction(OBS_DIM, (4,), rng=1)
     rollout = RolloutCollector(env, policy, value_fn, 1, np.random.default_rng(0), seed=0).collect()
     assert rollout.mask.sum() == 1
-    config = make_config(module.Config, num_envs=1, num_steps=1, norm_adv=True, **hp)
+    # The trainer refuses num_steps=1 (a rollout of reset steps only); update() itself must
+    # still stay finite on the one transition, so the config is built without validate().
+    config = module.Config(num_envs=1, num_steps=1, norm_adv=True, **hp)
     stats = module.update(rollout, policy, value_fn, Adam(join_params(policy, value_fn)), config,
                           np.random.default_rng(0))
     assert all(np.isfinite(v) for v in stats.values())
@@ -482,7 +486,10 @@ def test_update_on_a_single_transition_with_normalisation_stays_finite(module, h
 
 def test_ppo_minibatches_of_one_stay_finite():
     rollout, policy0, value0 = toy_rollout()
-    params, stats = run_update(ppo, rollout, policy0, value0, num_minibatches=64, norm_adv=True)
+    # The trainer refuses minibatches of one (they train nothing); update() must still stay
+    # finite on them, so this config skips validate().
+    params, stats = run_update(ppo, rollout, policy0, value0, validate=False, num_minibatches=64,
+                               norm_adv=True)
     assert np.isfinite(params).all() and all(np.isfinite(v) for v in stats.values())
 
 
@@ -497,3 +504,78 @@ def test_a_whole_update_is_bit_for_bit_reproducible(module, hp, complete):
     assert params.dtype == np.float32
     np.testing.assert_array_equal(params_again, params)
     assert stats_again == stats
+
+
+# ------------------------------------------------------------------------------------------
+# The approximate KL and early stopping
+# ------------------------------------------------------------------------------------------
+
+def test_approx_kl_per_sample_is_non_negative_and_its_mean_under_pi_old_is_the_exact_kl():
+    """k = (ratio - 1) - log ratio >= 0 for every sample (log x <= x - 1), and
+    E_{a ~ pi_old}[k] = sum_a pi(a) - 1 + KL(pi_old || pi) = KL(pi_old || pi): by enumeration,
+    then by sampling (within 4 standard errors)."""
+    rng = np.random.default_rng(20)
+    old, new = Categorical(rng.normal(size=5)), Categorical(rng.normal(size=5))
+    per_action = np.array([ppo.approx_kl(new.log_probs[[a]], old.log_probs[[a]])
+                           for a in range(5)])
+    assert (per_action >= 0).all()
+    exact_kl = float(np.sum(old.probs * (old.log_probs - new.log_probs)))
+    assert float(old.probs @ per_action) == pytest.approx(exact_kl, rel=1e-12)
+    actions = Categorical(np.tile(old.logits, (200_000, 1))).sample(rng)
+    samples = per_action[actions]
+    assert abs(ppo.approx_kl(new.log_probs[actions], old.log_probs[actions]) - exact_kl) < \
+        4 * samples.std() / np.sqrt(len(samples))
+
+
+@pytest.mark.parametrize("target_kl, steps", [(None, 3 * 2), (1e-12, 2)])
+def test_target_kl_stops_the_epochs_once_the_approximate_kl_exceeds_it(target_kl, steps):
+    """The check runs after each epoch: a tiny target stops after the first (2 minibatches)."""
+    rollout, policy0, value0 = toy_rollout()
+    config = make_config(ppo.Config, num_envs=3, num_steps=8, update_epochs=3,
+                         num_minibatches=2, target_kl=target_kl)
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size, learning_rate=0.01)
+    stats = ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
+    assert len(optim.grads) == steps
+    if target_kl is not None:
+        assert stats["approx_kl"] > target_kl
+
+
+def test_normalising_advantages_recentres_and_rescales_the_gradient_and_nothing_else():
+    """With w_i = -normalize(A)_i / B the policy gradient is exactly the one with the centred
+    advantages A - mean(A), divided by std(A) + eps: a batch-mean baseline and a step size."""
+    policy, obs, actions, rng = small_policy("categorical", seed=21)
+    A = rng.normal(2.0, 3.0, size=len(obs))
+    B = len(obs)
+    dist, cache = policy.forward(obs)
+
+    def grad_with(weights):
+        return policy.backward(cache, dist.param_grads(actions, -weights / B))
+
+    centred = A - A.mean()
+    np.testing.assert_allclose(grad_with(normalize(A)),
+                               grad_with(centred) / (A.std() + 1e-8), rtol=1e-10, atol=1e-14)
+    assert not np.allclose(grad_with(normalize(A)), grad_with(A) / A.std())  # the centring counts
+
+
+@pytest.mark.parametrize("num_minibatches, expected", [(2, 2), (3, 3), (64, None)])
+def test_ppo_minibatches_differ_in_size_by_at_most_one_and_hold_two_samples_or_more(
+        num_minibatches, expected, monkeypatch):
+    """Minibatch sizes: B split as evenly as possible; never fewer than 2 samples (one sample's
+    normalised advantage is 0), so a request for more minibatches than B // 2 gets B // 2."""
+    rollout, policy0, value0 = toy_rollout()
+    B = int(rollout.mask.sum())
+    config = ppo.Config(num_envs=3, num_steps=8, update_epochs=1, num_minibatches=num_minibatches)
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size)
+    sizes = []
+    original = ppo.minibatch_step
+
+    def recording_step(policy, value_fn, optim, mb_obs, *rest):
+        sizes.append(len(mb_obs))
+        return original(policy, value_fn, optim, mb_obs, *rest)
+
+    monkeypatch.setattr(ppo, "minibatch_step", recording_step)
+    ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
+    assert sum(sizes) == B and max(sizes) - min(sizes) <= 1 and min(sizes) >= 2
+    assert len(sizes) == (expected if expected is not None else B // 2)

@@ -1,5 +1,6 @@
-"""The command line end to end in a temp dir: train, eval (with a GIF), plot, help; and the
-checkpoint that `minipg.load` reads: a policy acting on a batch, plus the full config."""
+"""The command line end to end in a temp dir: train, eval (with a GIF), plot, help; the
+checkpoint that `minipg.load` reads: a policy acting on a batch, plus the full config; and every
+expected error as one line on stderr with a non-zero exit, checked before any work is done."""
 import dataclasses
 import json
 import subprocess
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import minipg
+from minipg import envs
 from minipg.algos import ppo
 from minipg.cli import main
 from minipg.config import config_from_json
@@ -89,16 +91,108 @@ def test_train_options_parse_every_field_type(tmp_path):
     assert config["learning_rate"] == 1e-3
 
 
-def test_train_with_a_bad_value_exits_with_a_message_naming_the_field(tmp_path):
+def error_line(capsys):
+    """The one line an expected error prints on stderr (and no traceback)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_train_with_a_bad_value_exits_1_with_one_line_naming_the_field(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    with pytest.raises(SystemExit, match="gamma"):
-        main(["train", "--gamma", "1.5", "--run-dir", str(run_dir)])
+    assert main(["train", "--gamma", "1.5", "--run-dir", str(run_dir)]) == 1
+    assert "gamma" in error_line(capsys)
     assert not run_dir.exists()
 
 
-def test_eval_of_a_missing_run_exits_with_a_message(tmp_path):
-    with pytest.raises(SystemExit, match="no checkpoint"):
-        main(["eval", str(tmp_path / "nothing")])
+def test_debug_shows_the_exception_itself(tmp_path):
+    with pytest.raises(ValueError, match="gamma"):
+        main(["train", "--gamma", "1.5", "--run-dir", str(tmp_path / "run"), "--debug"])
+
+
+def test_eval_of_a_missing_run_exits_1_with_a_message(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nothing")]) == 1
+    assert "no checkpoint" in error_line(capsys)
+
+
+def test_an_unknown_command_exits_2_and_suggests_the_closest(capsys):
+    assert main(["trian", "--steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'trian'" in err and "did you mean 'train'" in err
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "empty"),
+    (b"iteration,env_steps,episodes,mean_return\r\n", "no rows yet"),
+    (b"a,b\r\n1,2\r\n", "no env_steps or mean_return column"),
+    (b"iteration,env_steps,mean_return\r\n1,128,nan\r\n2,abc,3.0\r\n", "line 3"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not"),
+], ids=["empty", "header-only", "other-columns", "non-numeric", "binary"])
+def test_plot_of_a_malformed_progress_csv_is_one_line_naming_the_file(tmp_path, capsys, content,
+                                                                       match):
+    bad = tmp_path / "progress.csv"
+    bad.write_bytes(content)
+    assert main(["plot", str(bad), "--out", str(tmp_path / "curves.png")]) == 1
+    line = error_line(capsys)
+    assert match in line and str(bad) in line
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_plot_into_a_missing_folder_fails_before_reading_anything(tmp_path, capsys, trained_run):
+    out = tmp_path / "no" / "such" / "curves.png"
+    assert main(["plot", str(trained_run), "--out", str(out)]) == 1
+    assert "does not exist" in error_line(capsys)
+
+
+def no_evaluation(*args, **kwargs):
+    raise AssertionError("evaluated before the arguments were checked")
+
+
+@pytest.mark.parametrize("gif, match", [("no/such/dir/x.gif", "does not exist"),
+                                        ("episode.png", ".gif")])
+def test_eval_render_into_a_missing_folder_fails_before_evaluating(tmp_path, capsys, monkeypatch,
+                                                                   trained_run, gif, match):
+    monkeypatch.setattr(envs, "run_episodes", no_evaluation)
+    assert main(["eval", str(trained_run), "--render", str(tmp_path / gif)]) == 1
+    assert match in error_line(capsys)
+
+
+def test_render_on_an_env_it_cannot_draw_fails_before_evaluating(tmp_path, capsys, monkeypatch):
+    run = minipg.train("Acrobot-v1", "a2c", 64, 0, run_dir=str(tmp_path / "acrobot"),
+                       num_envs=2, num_steps=32, hidden_sizes=(8,), log_every=-1)
+    monkeypatch.setattr(envs, "run_episodes", no_evaluation)
+    assert main(["eval", run.run_dir, "--render", str(tmp_path / "x.gif")]) == 1
+    assert "draws CartPole, Pendulum only, not Acrobot-v1" in error_line(capsys)
+
+
+def test_eval_on_an_env_the_policy_was_not_trained_for_names_both(trained_run, capsys):
+    assert main(["eval", str(trained_run), "--env", "Acrobot-v1", "--episodes", "2"]) == 1
+    line = error_line(capsys)
+    assert "4-dim observations and Discrete(2) actions" in line and "Acrobot-v1" in line
+
+
+def test_train_refuses_an_existing_run_dir_then_overwrite_and_resume_work(trained_run, capsys,
+                                                                          tmp_path):
+    before = (trained_run / "progress.csv").read_bytes()
+    assert main(["train", "--steps", "256", "--run-dir", str(trained_run)]) == 1
+    line = error_line(capsys)
+    assert "already exists" in line and "--resume" in line and "--overwrite" in line
+    assert (trained_run / "progress.csv").read_bytes() == before       # untouched
+    copy = tmp_path / "copy"
+    assert main(["train", "--steps", "256", "--num-envs", "4", "--run-dir", str(copy),
+                 "--num-steps", "16", "--log-every", "-1"]) == 0
+    assert main(["train", "--steps", "512", "--num-envs", "4", "--run-dir", str(copy),
+                 "--num-steps", "16", "--log-every", "-1", "--overwrite"]) == 0
+    assert len((copy / "progress.csv").read_text().splitlines()) == 1 + 512 // 64
+    capsys.readouterr()
+    assert main(["train", "--resume", str(copy)]) == 0               # finished: nothing to do
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["train", "--resume", str(copy), "--gamma", "0.5"]) == 1
+    assert "gamma" in error_line(capsys)
 
 
 def test_python_m_minipg_train_help_lists_the_field_docstrings():

@@ -7,50 +7,10 @@ fixed seeds and bounds of 4-5 standard errors computed from the samples themselv
 import numpy as np
 import pytest
 
+from exact_mdps import (assert_within, random_mdp, standard_errors, stay_or_leave_mdp,
+                        three_step_mdp)
 from minipg.distributions import Categorical
 from minipg.exact import PSI, TabularMDP
-
-
-def random_mdp(seed, S=3, A=2, H=4, gamma=1.0, reward_noise=0.0):
-    """Random dynamics in which states recur at different times; returns (mdp, theta)."""
-    rng = np.random.default_rng(seed)
-    P = rng.random((S, A, S)) ** 3             # cubed: some transitions much likelier than others
-    P /= P.sum(axis=2, keepdims=True)
-    mdp = TabularMDP(P, 2 * rng.random((S, A)), rng.dirichlet(np.ones(S)), H, gamma,
-                     reward_noise=reward_noise)
-    return mdp, rng.normal(size=(S, A))
-
-
-def three_step_mdp():
-    """The variance lesson (as in examples/variance_explorer.py): 3 steps, 3 actions, reward 1
-    for the step's best action plus uniform noise of width 0.6. State = time step."""
-    T, K = 3, 3
-    P = np.zeros((T, K, T))
-    P[np.arange(T), :, np.minimum(np.arange(T) + 1, T - 1)] = 1.0
-    R = np.zeros((T, K))
-    R[np.arange(T), [2, 0, 1]] = 1.0
-    return TabularMDP(P, R, np.eye(T)[0], horizon=T, reward_noise=0.6)
-
-
-def stay_or_leave_mdp(gamma=1.0):
-    """State 0 (home): stay -> reward 1, stay home; leave -> reward 0, move to state 1 for good.
-    State 1 pays 3 per step whatever the action. Horizon 3, start at home.
-    Leaving pays off early in the episode and not at its end: values depend on time."""
-    P = np.zeros((2, 2, 2))
-    P[0, 0, 0] = P[0, 1, 1] = 1.0
-    P[1, :, 1] = 1.0
-    return TabularMDP(P, [[1.0, 0.0], [3.0, 3.0]], [1.0, 0.0], horizon=3, gamma=gamma)
-
-
-def standard_errors(per_episode):
-    """Standard error of the mean of (N, ...) samples, per entry."""
-    return per_episode.std(axis=0, ddof=1) / np.sqrt(len(per_episode))
-
-
-def assert_within(estimate, target, se, k=4.0):
-    """|estimate - target| <= k standard errors, entry by entry (with float slack for se=0)."""
-    gap = np.abs(estimate - target)
-    assert (gap <= k * se + 1e-12).all(), f"max gap {np.max(gap / (se + 1e-300)):.2f} SE"
 
 
 # ------------------------------------------------------------------------------------------
@@ -314,8 +274,10 @@ def test_bad_estimator_arguments_are_rejected():
         mdp.estimate_grad(theta, 0, "return", rng)
     with pytest.raises(ValueError, match=r"lam must be in \[0, 1\]"):
         mdp.estimate_grad(theta, 10, "gae", rng, lam=1.5)
-    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        mdp.estimate_grad(theta, 10, "return", 0)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator, an int seed"):
+        mdp.estimate_grad(theta, 10, "return", "seed")
+    np.testing.assert_array_equal(mdp.estimate_grad(theta, 10, "return", 3),       # int seeds
+                                  mdp.estimate_grad(theta, 10, "return", np.random.default_rng(3)))
     with pytest.raises(ValueError, match="values must have shape"):
         mdp.estimate_grad(theta, 10, "gae", rng, values=np.zeros(3))
     with pytest.raises(ValueError, match="weight_by_discount applies to"):

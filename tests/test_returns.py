@@ -1,4 +1,4 @@
-"""The returns contract (DESIGN.md, "Contract: returns"), as executable statements.
+"""The returns contract (docs/design.md, "Returns"), as executable statements.
 
     done_t  = terminated_t or truncated_t
     reward_to_go:  G_t = r_t + gamma * ((1 - done_t) * G_{t+1} + boot_t * next_values_t),  G_T = 0

@@ -1,6 +1,8 @@
 """The rollout collector as a specification, on a scripted vector env with known episode ends
 (tests/toy_env.py): which rows are reset steps, what next_values holds at a truncation, the
 episode statistics, the unclipped stored action, and the step count."""
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -176,3 +178,46 @@ def test_a_vector_env_with_same_step_autoreset_is_refused():
     with pytest.raises(ValueError, match="autoreset_mode"):
         RolloutCollector(env, policy, None, 4, np.random.default_rng(0))
     env.close()
+
+
+def test_a_discrete_space_with_start_receives_the_index_plus_start():
+    env = make_env(action_space=gym.spaces.Discrete(3, start=-1))
+    policy = CategoricalPolicy(OBS_DIM, 3, (8,), rng=1)
+    b = collector_for(env, policy=policy).collect()
+    assert set(np.unique(b.actions)) == {0, 1, 2}                # indices are stored
+    np.testing.assert_array_equal(np.array(env.received), b.actions - 1)
+
+
+def test_state_then_load_state_continues_the_same_collection():
+    """Two collectors on two copies of the env: the second, loaded with the first's state after
+    one collection (and its env in the same place), collects exactly what the first does."""
+    first, second = collector_for(make_env(), seed=3), collector_for(make_env(), seed=99)
+    first.collect()
+    second.collect()                    # any other state: load_state must replace all of it
+    second.env = copy.deepcopy(first.env)
+    second.load_state(first.state())
+    a = {k: v.copy() for k, v in vars(first.collect()).items() if isinstance(v, np.ndarray)}
+    b = vars(second.collect())
+    for name, array in a.items():
+        np.testing.assert_array_equal(b[name], array, err_msg=name)
+    assert first.global_step == second.global_step == 2 * T * N
+
+
+def test_an_exception_or_a_nan_from_the_env_is_named_as_the_envs():
+    from minipg.rollout import EnvError
+
+    env = make_env()
+    env.step = lambda actions: (_ for _ in ()).throw(RuntimeError("boom"))
+    with pytest.raises(EnvError, match=r"the environment raised RuntimeError in step\(\): boom"):
+        collector_for(env).collect()
+    env = make_env()
+    real_step = env.step
+
+    def nan_at_env_2(actions):
+        obs, rewards, terminated, truncated, info = real_step(actions)
+        obs[2, 1] = np.nan
+        return obs, rewards, terminated, truncated, info
+
+    env.step = nan_at_env_2
+    with pytest.raises(FloatingPointError, match=r"observations\[\(0, 2, 1\)\] = nan \(env 2\)"):
+        collector_for(env).collect()

@@ -124,9 +124,11 @@ def test_a_nan_reward_raises_floating_point_error_naming_rewards_and_where(tmp_p
     real_make_env = trainer.make_env
     monkeypatch.setattr(trainer, "make_env",
                         lambda env_id, n: NaNRewardAt(real_make_env(env_id, n), 40, 1))
-    # call 40 = iteration 2 (32 steps per rollout), row 8, env 1
-    with pytest.raises(FloatingPointError, match=r"rewards\[\(8, 1\)\].*iteration 2"):
+    # call 40 = iteration 2 (32 steps per rollout), row 8, env 1: the env's fault, not training's
+    with pytest.raises(FloatingPointError, match=r"rewards\[\(8, 1\)\] = nan.*iteration 2") \
+            as info:
         minipg.train("CartPole-v1", "ppo", 4096, 0, run_dir=str(tmp_path), **SMALL)
+    assert "environment" in str(info.value) and "learning_rate" not in str(info.value)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -167,6 +169,12 @@ BAD = [
     ("reinforce", dict(vf_coef=-1.0), "vf_coef"),
     ("dqn", dict(), "algo"),
     ("ppo", dict(norm_adv="false"), "norm_adv"),         # a string would silently mean True
+    # Configurations that cannot train: a rollout of reset steps only, minibatches of one.
+    ("ppo", dict(num_envs=1, num_steps=1), "num_steps must be >= 2"),
+    ("a2c", dict(num_steps=1), "num_steps must be >= 2"),
+    ("ppo", dict(num_envs=4, num_steps=8, num_minibatches=17), "num_minibatches=17"),
+    ("ppo", dict(checkpoint_every=-1.0), "checkpoint_every"),
+    ("ppo", dict(eval_max_episode_steps=0), "eval_max_episode_steps"),
 ]
 
 

@@ -17,7 +17,6 @@ function regresses on the GAE returns A_i + V_old(s_i). All three losses are mea
 steps of a minibatch (per step, not per trajectory). Advantages come from GAE(gamma, lam) over
 the whole rollout, before it is cut into minibatches.
 """
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -57,6 +56,12 @@ class Config(ActorCriticConfig):
         check_real("clip_coef", self.clip_coef, 0.0, 10.0)
         check_int("update_epochs", self.update_epochs, 1)
         check_int("num_minibatches", self.num_minibatches, 1)
+        # One-sample minibatches train nothing: a normalised advantage of one sample is 0.
+        if self.num_envs * self.num_steps < 2 * self.num_minibatches:
+            raise ValueError(f"num_minibatches={self.num_minibatches} cuts a batch of "
+                             f"num_envs * num_steps = {self.num_envs * self.num_steps} steps "
+                             "into minibatches of fewer than 2 samples; use at most "
+                             f"{self.num_envs * self.num_steps // 2}")
         if self.target_kl is not None:
             check_real("target_kl", self.target_kl, 0.0)
 
@@ -128,7 +133,10 @@ def update(rollout, policy, value_fn, optim, config, rng):
     b_obs, b_actions, b_old_log_prob = rollout.obs[mask], rollout.actions[mask], rollout.log_prob[mask]
     b_advantages, b_returns = advantages[mask], returns[mask]
     batch_size = len(b_obs)
-    minibatch_size = max(1, math.ceil(batch_size / config.num_minibatches))
+    # num_minibatches slices whose sizes differ by at most one (never a trailing one-sample
+    # minibatch, whose normalised advantage would be 0), fewer if the batch is that small.
+    num_minibatches = max(1, min(config.num_minibatches, batch_size // 2))
+    bounds = [batch_size * k // num_minibatches for k in range(num_minibatches + 1)]
 
     # 3. K epochs of minibatch steps on the clipped surrogate, each epoch in a new random order
     #    (shuffled once per epoch, so that each minibatch is a slice).
@@ -137,8 +145,8 @@ def update(rollout, policy, value_fn, optim, config, rng):
         order = rng.permutation(batch_size)
         e_obs, e_actions, e_old_log_prob = b_obs[order], b_actions[order], b_old_log_prob[order]
         e_advantages, e_returns = b_advantages[order], b_returns[order]
-        for start in range(0, batch_size, minibatch_size):
-            mb = slice(start, start + minibatch_size)
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            mb = slice(start, end)
             stats.append(minibatch_step(policy, value_fn, optim, e_obs[mb], e_actions[mb],
                                         e_old_log_prob[mb], e_advantages[mb], e_returns[mb],
                                         config))

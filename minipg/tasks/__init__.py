@@ -1,0 +1,1 @@
+"""Verifiable tasks for the sequence policy: prompts from a seed, a programmatic reward."""
