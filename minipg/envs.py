@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from minipg.rollout import action_start
+from minipg.speed import training_speed
 
 DEFAULT_MAX_EPISODE_STEPS = 10_000
 
@@ -131,7 +131,7 @@ def run_episodes(policy, env_id, episodes, seed=0, deterministic=False, rng=None
         returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
         hit_limit = np.zeros(episodes, bool)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with training_speed():
             while running.any():
                 actions = policy.act(obs, deterministic=deterministic, rng=rng)
                 obs, rewards, terminated, truncated, _ = env.step(actions + start if start

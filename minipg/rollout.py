@@ -239,12 +239,13 @@ class RolloutCollector:
 
     def _track_episodes(self, b, t, rewards, terminated, truncated):
         real = b.mask[t]
-        self._episode_return += np.where(real, rewards, 0.0)
+        self._episode_return += rewards * real            # a reset step adds nothing
         self._episode_length += real
         ended = real & (terminated | truncated)
-        for n in np.flatnonzero(ended):
-            b.episode_returns.append(float(self._episode_return[n]))
-            b.episode_lengths.append(int(self._episode_length[n]))
-        self._episode_return[ended] = 0.0
-        self._episode_length[ended] = 0
         self._reset_pending = ended
+        if ended.any():                                   # most steps end no episode
+            for n in np.flatnonzero(ended):
+                b.episode_returns.append(float(self._episode_return[n]))
+                b.episode_lengths.append(int(self._episode_length[n]))
+            self._episode_return[ended] = 0.0
+            self._episode_length[ended] = 0

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from minipg import checkpoint as ckpt
 from minipg import policies, rundir
@@ -46,6 +45,7 @@ from minipg.optim import Adam, linear_schedule
 from minipg.rollout import EnvError, RolloutCollector
 from minipg.snapshot import (RESUME_MAY_CHANGE, Checkpointer, Progress,  # noqa: F401
                              capture, restore, resumed_config)
+from minipg.speed import training_speed
 
 ALGOS = {"reinforce": reinforce, "a2c": a2c, "ppo": ppo, "trpo": trpo}
 CSV_FIELDS = ("iteration", "env_steps", "episodes", "mean_return", "mean_length",
@@ -231,10 +231,8 @@ def _run(config, module, parts, run, log, progress, note, callback):
     snapshot, env_in_step = capture(parts, progress, config, config_json), True
     iteration, stage = progress.iteration, "start"
     try:
-        # BLAS threads buy nothing on these small matrices and, when another process is busy,
-        # cost 3-20x; the thread count also changes summation order, so one thread is also
-        # what makes a seed reproduce bit for bit.
-        with threadpool_limits(limits=1, user_api="blas"), _ctrl_c_after_iteration() as ctrl_c:
+        # One BLAS thread and freed memory kept for reuse: minipg/speed.py says why.
+        with training_speed(), _ctrl_c_after_iteration() as ctrl_c:
             for iteration in range(progress.iteration + 1, num_iterations + 1):
                 env_in_step = False
                 start = time.perf_counter()

@@ -21,7 +21,6 @@ from typing import Tuple
 
 import gymnasium as gym
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from minipg.algos.common import clip_and_step
 from minipg.algos.grpo import (BASELINES, LOSS_AGGREGATIONS, SCALES, all_equal_groups,
@@ -29,6 +28,7 @@ from minipg.algos.grpo import (BASELINES, LOSS_AGGREGATIONS, SCALES, all_equal_g
 from minipg.checks import check_choice, check_int, check_real
 from minipg.optim import Adam
 from minipg.policies import CategoricalPolicy
+from minipg.speed import training_speed
 
 __all__ = ["Config", "collect_groups", "update", "train"]
 
@@ -173,7 +173,7 @@ def train(config, callback=None):
     optim = Adam(policy.params, config.learning_rate, eps=1e-5)
     history, env_steps, seconds = [], 0, 0.0
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with training_speed():
             while env_steps < config.total_steps:
                 start = time.perf_counter()
                 reset_seeds = rng.integers(2 ** 31, size=config.num_groups)

@@ -1,0 +1,32 @@
+"""The process-level speed settings: one BLAS thread inside the block, glibc's trim threshold
+raised inside it and set back after, and nothing attempted on another C library."""
+import pytest
+from threadpoolctl import threadpool_info
+
+from minipg import speed
+
+
+def test_inside_the_block_blas_has_one_thread_and_freed_memory_is_kept(monkeypatch):
+    calls = []
+    monkeypatch.setattr(speed, "_mallopt", lambda: lambda param, value: calls.append((param, value)))
+    with speed.training_speed():
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info()
+                   if pool["user_api"] == "blas")
+        assert calls == [(-1, 64 * 1024 * 1024)]
+    assert calls[-1] == (-1, 128 * 1024)                 # glibc's default value again
+
+
+def test_the_threshold_is_set_back_even_when_the_block_raises(monkeypatch):
+    calls = []
+    monkeypatch.setattr(speed, "_mallopt", lambda: lambda param, value: calls.append(value))
+    with pytest.raises(KeyError):
+        with speed.training_speed():
+            raise KeyError("stop")
+    assert calls == [64 * 1024 * 1024, 128 * 1024]
+
+
+def test_without_glibc_nothing_is_called(monkeypatch):
+    monkeypatch.setattr(speed.platform, "libc_ver", lambda: ("", ""))
+    assert speed._mallopt() is None
+    with speed.training_speed():
+        pass
