@@ -40,15 +40,25 @@ def _mallopt():
         return None
 
 
+_depth = 0                             # blocks open now: an evaluation inside training nests
+
+
 @contextlib.contextmanager
 def training_speed():
-    """One BLAS thread, and freed heap memory kept for reuse, for the duration of the block."""
-    mallopt = _mallopt()
+    """One BLAS thread, and freed heap memory kept for reuse, for the duration of the block.
+
+    Blocks nest (an evaluation run from a training callback): only the outermost one sets and
+    restores the trim threshold.
+    """
+    global _depth
+    mallopt = _mallopt() if _depth == 0 else None
     if mallopt is not None:
         mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    _depth += 1
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             yield
     finally:
+        _depth -= 1
         if mallopt is not None:
             mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_TRIM_THRESHOLD)

@@ -30,3 +30,13 @@ def test_without_glibc_nothing_is_called(monkeypatch):
     assert speed._mallopt() is None
     with speed.training_speed():
         pass
+
+
+def test_nested_blocks_keep_the_outer_setting_until_the_outer_block_ends(monkeypatch):
+    calls = []
+    monkeypatch.setattr(speed, "_mallopt", lambda: lambda param, value: calls.append(value))
+    with speed.training_speed():
+        with speed.training_speed():              # e.g. an evaluation inside a callback
+            pass
+        assert calls == [64 * 1024 * 1024]        # not set back by the inner block
+    assert calls == [64 * 1024 * 1024, 128 * 1024]
