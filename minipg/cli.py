@@ -20,6 +20,9 @@ import typing
 import numpy as np
 
 COMMANDS = ("train", "eval", "plot")
+NOT_FLAGS = ("env_id", "env_factory", "algo", "total_steps", "seed")
+"""Config fields that are not --flags of their own (--env, --algo, --steps, --seed; a factory
+is a Python object, given to minipg.train)."""
 USAGE = "usage: minipg {train,eval,plot} ... [--debug]   (minipg <command> --help for each)"
 
 
@@ -91,7 +94,7 @@ def _train_parser(algo, resume=False):
     docs = field_docs(config_class)
     group = parser.add_argument_group(f"{algo} hyperparameters (defaults tuned for {algo})")
     for field in dataclasses.fields(config_class):
-        if field.name in ("env_id", "algo", "total_steps", "seed"):
+        if field.name in NOT_FLAGS:
             continue
         group.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
                            type=_field_type(field), default=argparse.SUPPRESS,

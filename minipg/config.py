@@ -21,7 +21,15 @@ from minipg.checks import check_bool, check_choice, check_int, check_real
 @dataclass
 class TrainConfig:
     env_id: str = "CartPole-v1"
-    """gymnasium environment id."""
+    """gymnasium environment id; for an env made by a factory, its name (the factory's own, or
+    the env_id passed with it), used for the run directory and the presets."""
+    env_factory: str = ""
+    """module.qualname of the factory that made the env ("" for a registered id): an evaluation
+    or a resume of the run needs that factory passed again."""
+    vectorization: str = "auto"
+    """How the num_envs copies are stepped: "auto" (the NumPy-vectorized env where the id has
+    one, else "sync"), "sync" (in turn, in this process) or "async" (one process each: for
+    expensive envs on several cores)."""
     algo: str = ""
     """Algorithm name, filled in by the trainer: "reinforce", "a2c" or "ppo"."""
     total_steps: int = 100_000
@@ -86,6 +94,7 @@ class TrainConfig:
         for width in self.hidden_sizes:
             check_int("hidden_sizes", width, 1)
         check_choice("activation", self.activation, ("tanh", "relu"))
+        check_choice("vectorization", self.vectorization, ("auto", "sync", "async"))
         check_bool("anneal_lr", self.anneal_lr)
         check_bool("norm_adv", self.norm_adv)
         check_real("log_every", self.log_every)

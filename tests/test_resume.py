@@ -164,5 +164,5 @@ def test_what_cannot_be_resumed_says_why(tmp_path):
     policy.save(policy_only / "checkpoint.npz")
     with pytest.raises(CheckpointError, match="no training config"):
         minipg.train(resume=str(policy_only))
-    with pytest.raises(TypeError, match="needs env_id, total_steps"):
+    with pytest.raises(TypeError, match="needs env, total_steps"):
         minipg.train(algo="ppo", seed=0)

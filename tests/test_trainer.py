@@ -123,7 +123,7 @@ def test_a_nan_reward_raises_floating_point_error_naming_rewards_and_where(tmp_p
                                                                          monkeypatch):
     real_make_env = trainer.make_env
     monkeypatch.setattr(trainer, "make_env",
-                        lambda env_id, n: NaNRewardAt(real_make_env(env_id, n), 40, 1))
+                        lambda env_id, n, *args: NaNRewardAt(real_make_env(env_id, n, *args), 40, 1))
     # call 40 = iteration 2 (32 steps per rollout), row 8, env 1: the env's fault, not training's
     with pytest.raises(FloatingPointError, match=r"rewards\[\(8, 1\)\] = nan.*iteration 2") \
             as info:
