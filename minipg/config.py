@@ -56,6 +56,17 @@ class TrainConfig:
     vf_coef: float = 0.5
     """Weight of the value loss in the gradient (it shares the gradient-norm budget with the
     policy)."""
+    norm_obs: bool = False
+    """Normalise observations by their running mean and variance (over the states acted on in
+    training), o' = clip((o - mean) / sqrt(var + 1e-8), -clip_obs, clip_obs). The statistics
+    belong to the policy: saved in its checkpoint, applied by policy.act, frozen at evaluation."""
+    clip_obs: float = 10.0
+    """Clip normalised observations to [-clip_obs, clip_obs] (with norm_obs)."""
+    norm_reward: bool = False
+    """Divide training rewards by the running std of the discounted return (never centred);
+    logs, progress.csv and evaluations always report the env's own rewards."""
+    clip_reward: float = 10.0
+    """Clip scaled rewards to [-clip_reward, clip_reward] (with norm_reward)."""
     hidden_sizes: Tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value networks."""
     activation: str = "tanh"
@@ -97,6 +108,13 @@ class TrainConfig:
         check_choice("vectorization", self.vectorization, ("auto", "sync", "async"))
         check_bool("anneal_lr", self.anneal_lr)
         check_bool("norm_adv", self.norm_adv)
+        check_bool("norm_obs", self.norm_obs)
+        check_bool("norm_reward", self.norm_reward)
+        check_real("clip_obs", self.clip_obs, 0.0, low_inclusive=False)
+        check_real("clip_reward", self.clip_reward, 0.0, low_inclusive=False)
+        for name in ("env_id", "env_factory"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
         check_real("log_every", self.log_every)
         check_choice("dtype", self.dtype, ("float32", "float64"))
         check_int("eval_episodes", self.eval_episodes, 0)

@@ -43,6 +43,7 @@ from minipg.checks import raise_if_non_finite
 from minipg.config import make_config
 from minipg.envs import (check_spaces, env_name, evaluate, factory_path,  # noqa: F401
                          make_env, run_episodes)
+from minipg.normalize import RewardScaler
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import EnvError, RolloutCollector
 from minipg.snapshot import (RESUME_MAY_CHANGE, Checkpointer, Progress,  # noqa: F401
@@ -80,11 +81,13 @@ def make_policy(env, config, rng):
     obs_dim = obs_space.shape[0]
     if isinstance(action_space, gym.spaces.Discrete):
         return policies.CategoricalPolicy(obs_dim, int(action_space.n), config.hidden_sizes,
-                                          config.activation, rng, config.dtype)
+                                          config.activation, rng, config.dtype,
+                                          config.norm_obs, config.clip_obs)
     return policies.GaussianPolicy(
         obs_dim, action_space.shape[0], config.hidden_sizes, config.activation,
         log_std_init=config.log_std_init, action_low=action_space.low,
-        action_high=action_space.high, rng=rng, dtype=config.dtype)
+        action_high=action_space.high, rng=rng, dtype=config.dtype, norm_obs=config.norm_obs,
+        clip_obs=config.clip_obs)
 
 
 @dataclass
@@ -118,8 +121,11 @@ def _build(config, module, factory=None):
         # Both networks' parameters in one vector (policy first): one Adam pass updates both.
         params = policies.join_params(policy, value_fn) if value_fn else policy.params
         optimizers = {"optim": Adam(params, config.learning_rate, eps=1e-5)}
+        reward_scaler = (RewardScaler(config.num_envs, config.gamma, config.clip_reward)
+                         if config.norm_reward else None)
         collector = RolloutCollector(env, policy, value_fn, config.num_steps,
-                                     np.random.default_rng(sample_seed), seed=config.seed)
+                                     np.random.default_rng(sample_seed), seed=config.seed,
+                                     reward_scaler=reward_scaler)
     except BaseException:
         env.close()
         raise
