@@ -20,7 +20,7 @@ import typing
 import numpy as np
 
 COMMANDS = ("train", "eval", "plot")
-NOT_FLAGS = ("env_id", "env_factory", "algo", "total_steps", "seed")
+NOT_FLAGS = ("env_id", "env_factory", "preset", "algo", "total_steps", "seed")
 """Config fields that are not --flags of their own (--env, --algo, --steps, --seed; a factory
 is a Python object, given to minipg.train)."""
 USAGE = "usage: minipg {train,eval,plot} ... [--debug]   (minipg <command> --help for each)"
@@ -65,7 +65,8 @@ def _parse_sizes(text):
         raise argparse.ArgumentTypeError(f"expected integers like 64,64, got {text!r}") from None
 
 
-def _train_parser(algo, resume=False):
+def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
+    from minipg import presets
     from minipg.config import field_docs
     from minipg.trainer import ALGOS
 
@@ -75,7 +76,8 @@ def _train_parser(algo, resume=False):
     parser = _Parser(
         prog="minipg train", description="Train a policy; writes config.json, progress.csv and "
         "checkpoint.npz to the run directory.")
-    parser.add_argument("--env", default=default("CartPole-v1"), help="gymnasium environment id")
+    parser.add_argument("--env", default=default("CartPole-v1"),
+                        help="gymnasium environment id (module:Id imports the module first)")
     parser.add_argument("--algo", default=default("ppo"), choices=sorted(ALGOS))
     parser.add_argument("--steps", type=int, default=default(100_000), help="total env steps")
     parser.add_argument("--seed", type=int, default=default(0), help="fixes everything")
@@ -90,15 +92,28 @@ def _train_parser(algo, resume=False):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in an existing --run-dir (deletes minipg's files "
                         "there, nothing else)")
+    parser.add_argument("--no-preset", dest="preset", action="store_false",
+                        default=default(True), help="train with the generic defaults, not the "
+                        "preset of --env and --algo (minipg/presets.py)")
     config_class = ALGOS[algo].Config
     docs = field_docs(config_class)
-    group = parser.add_argument_group(f"{algo} hyperparameters (defaults tuned for {algo})")
+    name = presets.preset_name(env_id, algo) if preset and not resume else None
+    settings = presets.preset_for(env_id, algo) if name else {}
+    if name:
+        title = (f"{algo} hyperparameters (preset {name} applies: a default marked 'preset' is "
+                 "its value; any flag overrides it)")
+    else:
+        title = (f"{algo} hyperparameters (no preset for {env_id}/{algo}: minipg's generic "
+                 "defaults, tuned on CartPole-v1 only)")
+    group = parser.add_argument_group(title)
     for field in dataclasses.fields(config_class):
         if field.name in NOT_FLAGS:
             continue
+        shown = (f"preset: {settings[field.name]}" if field.name in settings
+                 else f"default: {field.default}")
         group.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
                            type=_field_type(field), default=argparse.SUPPRESS,
-                           help=f"{docs.get(field.name, '')} (default: {field.default})")
+                           help=f"{docs.get(field.name, '')} ({shown})")
     return parser
 
 
@@ -111,6 +126,8 @@ def cmd_train(argv):
     # a bare --resume is left for the full parser to report.)
     probe = _Parser(prog="minipg train", add_help=False)
     probe.add_argument("--algo", default="ppo")
+    probe.add_argument("--env", default="CartPole-v1")
+    probe.add_argument("--no-preset", dest="preset", action="store_false")
     probe.add_argument("--resume", nargs="?", default=None)
     known, _ = probe.parse_known_args(argv)
     if known.resume is not None:
@@ -125,7 +142,8 @@ def cmd_train(argv):
     else:
         if known.algo not in ALGOS:
             raise CliError(f"--algo must be one of {sorted(ALGOS)}, got {known.algo!r}")
-        args = vars(_train_parser(known.algo).parse_args(argv))
+        args = vars(_train_parser(known.algo, env_id=known.env,
+                                  preset=known.preset).parse_args(argv))
         env_id, algo, steps, seed, run_dir, _, overwrite = (
             args.pop(k) for k in ("env", "algo", "steps", "seed", "run_dir", "resume",
                                   "overwrite"))

@@ -26,6 +26,9 @@ class TrainConfig:
     env_factory: str = ""
     """module.qualname of the factory that made the env ("" for a registered id): an evaluation
     or a resume of the run needs that factory passed again."""
+    preset: str = ""
+    """The preset applied under the given arguments ("ENV/ALGO", minipg/presets.py), "" for
+    none: recorded by the trainer (train(preset=False), --no-preset: none)."""
     vectorization: str = "auto"
     """How the num_envs copies are stepped: "auto" (the NumPy-vectorized env where the id has
     one, else "sync"), "sync" (in turn, in this process) or "async" (one process each: for
@@ -112,7 +115,7 @@ class TrainConfig:
         check_bool("norm_reward", self.norm_reward)
         check_real("clip_obs", self.clip_obs, 0.0, low_inclusive=False)
         check_real("clip_reward", self.clip_reward, 0.0, low_inclusive=False)
-        for name in ("env_id", "env_factory"):
+        for name in ("env_id", "env_factory", "preset"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
         check_real("log_every", self.log_every)

@@ -36,7 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from minipg import checkpoint as ckpt
-from minipg import policies, rundir
+from minipg import policies, presets, rundir
 from minipg.algos import a2c, ppo, reinforce
 from minipg.checkpoint import load, load_config, save_checkpoint  # noqa: F401  (re-exported)
 from minipg.checks import raise_if_non_finite
@@ -138,7 +138,7 @@ def _build(config, module, factory=None):
 # ------------------------------------------------------------------------------------------
 
 def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
-          resume=None, overwrite=False, **hyperparameters):
+          resume=None, overwrite=False, preset=True, **hyperparameters):
     """Train `algo` on `env` for `total_steps` env steps; returns a TrainResult.
 
     env is a registered gymnasium id or a factory: a callable returning a gymnasium.Env,
@@ -147,7 +147,8 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     algorithm's Config (minipg/algos/<algo>.py), e.g. num_envs=8, learning_rate=1e-3. run_dir
     (default runs/<env>-<algo>-seed<seed>, or the first free runs/<env>-<algo>-seed<seed>-<k>)
     receives config.json, progress.csv and checkpoint.npz; an existing run_dir that holds files
-    is refused unless overwrite=True. callback(record, policy) is called after every iteration
+    is refused unless overwrite=True. The preset of (env, algo) (minipg/presets.py) goes under
+    the hyperparameters given; preset=False trains with the generic defaults. callback(record, policy) is called after every iteration
     outside the timed training; returning True stops training (the run can be resumed).
 
     resume=RUN_DIR continues the run saved there, with its saved config (a run whose env was
@@ -172,8 +173,14 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
     module = ALGOS[algo]
+    if not isinstance(preset, bool):
+        raise TypeError(f"preset must be True or False, got {preset!r}")
+    if "preset" in hyperparameters:
+        raise TypeError("preset is recorded by minipg: pass preset=True or False")
+    name = presets.preset_name(env, algo) if preset else None
+    settings = presets.preset_for(env, algo) if name else {}
     config = make_config(module.Config, env_id=env, algo=algo, total_steps=total_steps,
-                         seed=seed, **hyperparameters)
+                         seed=seed, preset=name or "", **{**settings, **hyperparameters})
     parts = _build(config, module, factory)  # everything that can fail before the disk is used
     run = None
     try:
@@ -261,6 +268,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
         print(f"minipg {config.algo} on {config.env_id}: {num_iterations} iterations of "
               f"{config.num_envs} envs x {config.num_steps} steps, seed {config.seed}; "
               f"logging to {run.path}", flush=True)
+        print(f"minipg: {presets.header(config)}", flush=True)
 
     snapshot, env_in_step = capture(parts, progress, config, config_json), True
     iteration, stage = progress.iteration, "start"

@@ -43,7 +43,8 @@ def test_checkpoint_holds_the_full_config(trained_run):
     from_json = config_from_json(ppo.Config, (trained_run / "config.json").read_text())
     assert config == from_json
     expected = dataclasses.replace(ppo.Config(), env_id="CartPole-v1", algo="ppo",
-                                   total_steps=2000, seed=0, num_envs=4)
+                                   total_steps=2000, seed=0, num_envs=4,
+                                   preset="CartPole-v1/ppo")
     assert config == expected
 
 

@@ -38,7 +38,7 @@ def test_every_field_is_documented_exactly_once_along_the_class_hierarchy(algo):
 def test_help_shows_each_documented_field_with_the_algorithms_own_default(algo, capsys):
     config_class = ALGOS[algo].Config
     with pytest.raises(SystemExit):
-        _train_parser(algo).parse_args(["--help"])
+        _train_parser(algo, preset=False).parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())          # argparse wraps lines
     docs = field_docs(config_class)
     for field in dataclasses.fields(config_class):

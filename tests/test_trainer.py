@@ -82,8 +82,9 @@ def test_progress_line_every_iteration_or_silent(tmp_path, capsys):
     minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "a"),
                  **dict(SMALL, log_every=0))
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("minipg ppo on CartPole-v1: 4 iterations")   # a header, then
-    assert len(lines) == 1 + 4                                               # one per iteration
+    assert lines[0].startswith("minipg ppo on CartPole-v1: 4 iterations")   # a header,
+    assert lines[1].startswith("minipg: preset CartPole-v1/ppo")             # the preset, then
+    assert len(lines) == 2 + 4                                               # one per iteration
     for word in ("steps/s", "return", "pi_loss", "v_loss", "entropy", "kl"):
         assert word in lines[-1]
     minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "b"), **SMALL)
