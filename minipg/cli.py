@@ -176,10 +176,10 @@ def _check_output(path, option, extensions=None):
 def cmd_eval(argv):
     from minipg.checkpoint import read_checkpoint
     from minipg.envs import run_episodes
-    from minipg.render import DRAWERS, drawer_for, record_episode, save_gif
+    from minipg.render import prepare
 
     parser = _Parser(prog="minipg eval",
-                                     description="Evaluate a saved policy: mean +- std return.")
+                     description="Evaluate a saved policy: mean +- std return.")
     parser.add_argument("path", help="run directory or checkpoint .npz")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -189,8 +189,11 @@ def cmd_eval(argv):
     parser.add_argument("--max-episode-steps", type=int, default=None,
                         help="step limit per episode (default: the env's own time limit, else "
                         "the run's eval_max_episode_steps)")
-    parser.add_argument("--render", metavar="GIF", default=None,
-                        help="also write one episode as an animated GIF")
+    parser.add_argument("--render", metavar="FILE", default=None,
+                        help="also write one episode as an animated GIF (.gif) or a video "
+                        "(.mp4, needs imageio with ffmpeg), with the env, step and return on "
+                        "every frame; any env that renders rgb_array frames (pip install "
+                        "\"minipg[render]\" for gymnasium's renderers)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
@@ -203,14 +206,21 @@ def cmd_eval(argv):
     config = saved.config() if saved.has("policy/params", "config") else None
     if args.env is None and config is None:
         raise CliError(f"{saved.path} holds a policy without a training config: give --env")
+    if args.env is None and config.env_factory:
+        raise CliError(f"{saved.path} was trained on an env made by the factory "
+                       f"{config.env_factory}: evaluate it from Python, minipg.evaluate(path, "
+                       "factory), or give --env")
     env_id = args.env or config.env_id
     limit = args.max_episode_steps or (config.eval_max_episode_steps if config else None)
-    if args.render:           # everything --render needs is checked before the evaluation
-        _check_output(args.render, "--render", {"gif"})
-        if drawer_for(env_id) is None:
-            raise CliError(f"--render draws {', '.join(sorted(DRAWERS))} only, not {env_id}")
-    evaluation = run_episodes(policy, env_id, args.episodes, seed=args.seed,
-                              deterministic=args.deterministic, max_episode_steps=limit)
+    # Everything --render needs (the file, the writer, the env's frames) is checked first.
+    recorder = prepare(env_id, args.render) if args.render else None
+    try:
+        evaluation = run_episodes(policy, env_id, args.episodes, seed=args.seed,
+                                  deterministic=args.deterministic, max_episode_steps=limit)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
     returns = evaluation.returns
     mode = "deterministic" if args.deterministic else "stochastic"
     print(f"{env_id}, {args.episodes} episodes, {mode} policy: "
@@ -218,12 +228,11 @@ def cmd_eval(argv):
           f"(min {returns.min():.1f}, max {returns.max():.1f})")
     if evaluation.limit_note():
         print(f"note: {evaluation.limit_note()}")
-    if args.render:
-        observations, episode_return, cut = record_episode(
-            policy, env_id, args.seed, args.deterministic, evaluation.step_limit)
-        save_gif(observations, env_id, args.render)
+    if recorder is not None:
+        episode_return, frames, cut = recorder.record(policy, args.seed, args.deterministic,
+                                                      evaluation.step_limit)
         print(f"wrote {args.render}: one episode, return {episode_return:.1f}, "
-              f"{len(observations)} frames" + (" (cut at the step limit)" if cut else ""))
+              f"{frames} frames" + (" (cut at the step limit)" if cut else ""))
     return returns
 
 
