@@ -90,7 +90,7 @@ def main(steps=300_000, seed=0, run_dir=None, plot=None):
     print(f"learning curve:  minipg plot {result.run_dir} --out pendulum_ppo.png")
 
     if plot:
-        from minipg.cli import plot_runs
+        from minipg.plot import plot_runs
         plot_runs([result.run_dir], plot, title=f"PPO on {ENV_ID}, seed {seed}")
         print(f"wrote {plot}")
     return result, returns

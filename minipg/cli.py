@@ -10,14 +10,10 @@ Every field of the algorithm's Config is also an option of `train` (`minipg trai
 An error is one line on stderr and a non-zero exit; `--debug` shows the traceback instead.
 """
 import argparse
-import csv
 import dataclasses
 import difflib
-import os
 import sys
 import typing
-
-import numpy as np
 
 COMMANDS = ("train", "eval", "plot")
 NOT_FLAGS = ("env_id", "env_factory", "preset", "algo", "total_steps", "seed")
@@ -160,19 +156,6 @@ def cmd_train(argv):
     return result
 
 
-def _check_output(path, option, extensions=None):
-    """Fail before any work if `path` cannot be written: a missing folder, a wrong extension."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CliError(f"{option} {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise CliError(f"{option} {path} is a directory; give a file name")
-    extension = os.path.splitext(path)[1].lower().lstrip(".")
-    if extensions is not None and extension not in extensions:
-        raise CliError(f"{option} {path}: the file name must end in one of "
-                       f"{', '.join('.' + e for e in sorted(extensions))}")
-
-
 def cmd_eval(argv):
     from minipg.checkpoint import read_checkpoint
     from minipg.envs import run_episodes
@@ -236,74 +219,29 @@ def cmd_eval(argv):
     return returns
 
 
-def read_progress(run):
-    """(env_steps, mean_return) arrays from a run directory's (or a path's) progress.csv."""
-    path = os.path.join(run, "progress.csv") if os.path.isdir(run) else run
-    if not os.path.isfile(path):
-        raise CliError(f"no progress.csv at {path!r} (give run directories or progress.csv "
-                       "files)")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [name for name in ("env_steps", "mean_return")
-                       if name not in (reader.fieldnames or ())]
-            if missing:
-                raise CliError(f"{path} is not a minipg progress.csv: "
-                               + ("it is empty" if not reader.fieldnames
-                                  else f"no {' or '.join(missing)} column"))
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise CliError(f"{path} is not a minipg progress.csv: not a text file") from None
-    steps, returns = [], []
-    for line, row in enumerate(rows, start=2):
-        try:
-            steps.append(float(row["env_steps"]))
-            returns.append(float(row["mean_return"]))
-        except (TypeError, ValueError):
-            raise CliError(f"{path}, line {line}: env_steps and mean_return must be numbers, "
-                           f"got {row['env_steps']!r} and {row['mean_return']!r}") from None
-    if not rows:
-        raise CliError(f"{path} has no rows yet (the run has not finished an iteration)")
-    return np.array(steps), np.array(returns)
-
-
 def cmd_plot(argv):
+    from minipg.plot import plot_runs
+
     parser = _Parser(prog="minipg plot",
-                                     description="Learning curves (mean return vs env steps).")
+                     description="Learning curves (mean return vs env steps). Runs that differ "
+                     "only in seed are drawn as their mean with a min-max band.")
     parser.add_argument("runs", nargs="+", help="run directories or progress.csv files")
     parser.add_argument("--out", default="learning_curves.png", help="image to write (.png, "
                         ".pdf, .svg)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--threshold", type=float, action="append", default=[],
+                        metavar="VALUE", help="draw a dashed line at this return (a target, a "
+                        "published result); may be given several times")
+    parser.add_argument("--threshold-label", action="append", default=[], metavar="TEXT",
+                        help="the legend of each --threshold, in order")
+    parser.add_argument("--no-average", dest="average", action="store_false",
+                        help="one curve per run, even for runs that differ only in seed")
     args = parser.parse_args(argv)
-    plot_runs(args.runs, args.out, args.title)
+    if len(args.threshold_label) > len(args.threshold):
+        raise CliError("more --threshold-label than --threshold values")
+    labels = args.threshold_label + [None] * (len(args.threshold) - len(args.threshold_label))
+    plot_runs(args.runs, args.out, args.title, list(zip(args.threshold, labels)), args.average)
     print(f"wrote {args.out}")
-
-
-def plot_runs(runs, out, title=None):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from minipg.checkpoint import atomic_output
-
-    _check_output(out, "--out", {"png", "pdf", "svg"})
-    curves = [(run, *read_progress(run)) for run in runs]      # every file checked first
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
-        for run, steps, returns in curves:
-            if not np.isfinite(returns).any():
-                print(f"note: {run} has no finished episode yet; its curve is empty")
-            ax.plot(steps, returns, label=os.path.basename(os.path.normpath(run)))
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("mean return (last 20 episodes)")
-        ax.set_title(title or "minipg learning curves")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        with atomic_output(out) as temporary:
-            fig.savefig(temporary, dpi=120)
-    finally:
-        plt.close(fig)
 
 
 def _expected_errors():
