@@ -80,6 +80,10 @@ class TrainConfig:
     use)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (continuous actions only)."""
+    noise_correlation: float = 0.0
+    """rho in [0, 1): the exploration noise of a Gaussian policy in training is an AR(1)
+    process, eps_t = rho eps_{t-1} + sqrt(1 - rho^2) xi_t, so pushes last ~1/(1 - rho) steps
+    (minipg/noise.py: exact marginal, the bias it brings); 0 is independent noise."""
     eval_episodes: int = 0
     """Episodes of the stochastic policy to evaluate at the end of training (0: none)."""
     eval_max_episode_steps: int = 10_000
@@ -122,6 +126,7 @@ class TrainConfig:
         check_choice("dtype", self.dtype, ("float32", "float64"))
         check_int("eval_episodes", self.eval_episodes, 0)
         check_real("log_std_init", self.log_std_init)
+        check_real("noise_correlation", self.noise_correlation, 0.0, 1.0, high_inclusive=False)
         check_int("eval_max_episode_steps", self.eval_max_episode_steps, 1)
         check_real("checkpoint_every", self.checkpoint_every, 0.0)
 

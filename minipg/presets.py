@@ -20,7 +20,8 @@ Where the values come from:
                a constant learning rate (anneal_lr False, as in Stable-Baselines3),
                "normalize: true" -> norm_obs and norm_reward
     CleanRL    ppo_continuous_action.py's defaults for MuJoCo (clip_vloss, both normalisations)
-    minipg     tuned here (examples/pendulum_ppo.py says why each value)
+    minipg     tuned here (examples/pendulum_ppo.py says why each value; MountainCarContinuous:
+               see benchmarks/README.md for what each setting did)
 
 Measured with these presets: benchmarks/bench_envs.py (the README shows its table).
 """
@@ -51,6 +52,10 @@ PRESETS = {
     ("HalfCheetah-v5", "ppo"): _CLEANRL_MUJOCO,
     ("Hopper-v5", "ppo"): _CLEANRL_MUJOCO,
     ("Walker2d-v5", "ppo"): _CLEANRL_MUJOCO,
+    ("MountainCarContinuous-v0", "ppo"): dict(num_envs=8, num_steps=256, gamma=0.99, lam=0.95,
+                                              learning_rate=3e-4, update_epochs=10,
+                                              num_minibatches=8, norm_obs=True,
+                                              norm_reward=True, noise_correlation=0.9),
 }
 
 SOURCES = {
@@ -62,6 +67,7 @@ SOURCES = {
     "HalfCheetah-v5": "CleanRL",
     "Hopper-v5": "CleanRL",
     "Walker2d-v5": "CleanRL",
+    "MountainCarContinuous-v0": "minipg, coloured noise (minipg/noise.py)",
 }
 
 

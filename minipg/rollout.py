@@ -97,7 +97,8 @@ class RolloutCollector:
     `obs` is the observation the next step will act on; `global_step` counts env steps taken.
     """
 
-    def __init__(self, env, policy, value_fn, num_steps, rng, seed=None, reward_scaler=None):
+    def __init__(self, env, policy, value_fn, num_steps, rng, seed=None, reward_scaler=None,
+                 noise=None):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         # The masks and bootstraps below are right for NEXT_STEP only; with SAME_STEP the final
@@ -108,6 +109,7 @@ class RolloutCollector:
                              f"autoreset_mode={mode}")
         self.env, self.policy, self.value_fn = env, policy, value_fn
         self.reward_scaler = reward_scaler            # a RewardScaler, or None
+        self.noise = noise                            # a ColouredNoise (Gaussian policies), or None
         self.rng = as_generator(rng)               # a Generator or an int seed
         self.num_envs = env.num_envs
         obs_shape = env.single_observation_space.shape
@@ -147,6 +149,8 @@ class RolloutCollector:
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
         self._reset_pending[:] = False
+        if self.noise is not None:
+            self.noise.restart()
 
     def collect(self, reset=False):
         """Run num_steps steps in every env and return the filled Rollout (shared buffers)."""
@@ -161,7 +165,10 @@ class RolloutCollector:
                 obs_rms.update(self.obs[b.mask[t]])
             b.obs[t] = self.policy.normalize_input(self.obs)
             dist = self.policy.distribution(b.obs[t])
-            actions = dist.sample(self.rng)
+            if self.noise is None:
+                actions = dist.sample(self.rng)
+            else:          # the process restarts on reset rows (whose action the env ignores)
+                actions = self.noise.sample(dist, self.rng, restart=~b.mask[t])
             b.actions[t] = actions
             b.log_prob[t] = dist.log_prob(actions)
 
@@ -195,6 +202,8 @@ class RolloutCollector:
         """What collect() carries from one call to the next, to continue exactly: a dict of
         numpy arrays and JSON-able values (the sampling generator's state is a dict)."""
         state = {} if self.reward_scaler is None else self.reward_scaler.state("reward_scaler/")
+        if self.noise is not None:
+            state.update(self.noise.state())
         state.update({"global_step": self.global_step, "seed": self.seed,
                  "rng": self.rng.bit_generator.state,
                  "episode_return": self._episode_return.copy(),
@@ -217,6 +226,8 @@ class RolloutCollector:
         self.rng.bit_generator.state = state["rng"]
         if self.reward_scaler is not None:
             self.reward_scaler.load_state(state, "reward_scaler/")
+        if self.noise is not None:
+            self.noise.load_state(state)
         if fresh_episodes_seed is not None:
             if self.reward_scaler is not None:
                 self.reward_scaler.returns[:] = 0.0   # the episodes in progress are gone

@@ -43,6 +43,7 @@ from minipg.checks import raise_if_non_finite
 from minipg.config import make_config
 from minipg.envs import (check_spaces, env_name, evaluate, factory_path,  # noqa: F401
                          make_env, run_episodes)
+from minipg.noise import ColouredNoise
 from minipg.normalize import RewardScaler
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import EnvError, RolloutCollector
@@ -123,9 +124,15 @@ def _build(config, module, factory=None):
         optimizers = {"optim": Adam(params, config.learning_rate, eps=1e-5)}
         reward_scaler = (RewardScaler(config.num_envs, config.gamma, config.clip_reward)
                          if config.norm_reward else None)
+        noise = None
+        if config.noise_correlation > 0:
+            if policy.kind != "gaussian":
+                raise ValueError(f"noise_correlation applies to continuous (Box) actions; "
+                                 f"{config.env_id} has {env.single_action_space}")
+            noise = ColouredNoise(config.num_envs, policy.action_dim, config.noise_correlation)
         collector = RolloutCollector(env, policy, value_fn, config.num_steps,
                                      np.random.default_rng(sample_seed), seed=config.seed,
-                                     reward_scaler=reward_scaler)
+                                     reward_scaler=reward_scaler, noise=noise)
     except BaseException:
         env.close()
         raise
