@@ -9,7 +9,7 @@ env measured in the same run: one env in this process, stepped with random actio
 
     python benchmarks/bench_envs.py --envs Acrobot-v1 Pendulum-v1
     python benchmarks/bench_envs.py --envs Hopper-v5 --seeds 0     # one seed of one env
-    python benchmarks/bench_envs.py --table                          # print what is recorded
+    python benchmarks/bench_envs.py --table --figure docs/bench_envs.png   # what is recorded
 
 Each finished (env, seed) is recorded in --results (JSON, written atomically) and skipped when
 the script runs again: a long benchmark can be run in pieces. Learning curves: `minipg plot
@@ -106,6 +106,40 @@ def print_table(results):
               f"{rate:>9,.0f}{bare:>10,.0f}   {met} ({len(means)} seed(s))")
 
 
+def figure(results, path):
+    """One panel per env with recorded runs: mean over seeds, min-max band, target and
+    reference as dashed lines (minipg.plot.draw, as `minipg plot` draws them)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minipg.checkpoint import atomic_output
+    from minipg.plot import draw
+
+    envs = [env_id for env_id in BENCHMARKS if results.get(env_id, {}).get("seeds")]
+    columns = min(3, len(envs))
+    rows = -(-len(envs) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
+    for ax, env_id in zip(axes.flat, envs):
+        _, target, reference, _, ref_steps, source = BENCHMARKS[env_id]
+        runs = [results[env_id]["seeds"][seed]["run_dir"]
+                for seed in sorted(results[env_id]["seeds"])]
+        draw(ax, runs, [(target, f"target {target:g}"),
+                        (reference, f"reference {reference:g} ({source}, {ref_steps})")])
+        ax.lines[-1].set_color("tab:red")
+        ax.set_title(env_id, fontsize=10)
+        ax.set_xlabel("environment steps", fontsize=8)
+        ax.set_ylabel("mean return, last 20 episodes", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+    for ax in list(axes.flat)[len(envs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_output(path) as temporary:
+        fig.savefig(temporary, dpi=100)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
@@ -113,6 +147,8 @@ def main():
     parser.add_argument("--runs-dir", default="runs/bench_envs")
     parser.add_argument("--results", default="runs/bench_envs/results.json")
     parser.add_argument("--table", action="store_true", help="print the recorded table only")
+    parser.add_argument("--figure", default=None, metavar="PNG",
+                        help="also draw the learning curves of the recorded runs")
     args = parser.parse_args()
     os.makedirs(args.runs_dir, exist_ok=True)
     results = load(args.results)
@@ -128,6 +164,9 @@ def main():
                 save(args.results, results)
                 print(f"{env_id} seed {seed}: {entry['seeds'][str(seed)]}", flush=True)
     print_table(results)
+    if args.figure:
+        figure(results, args.figure)
+        print(f"wrote {args.figure}")
 
 
 if __name__ == "__main__":
