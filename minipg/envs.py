@@ -76,6 +76,24 @@ def make_env(env, num_envs, vectorization="auto"):
     return vector_env
 
 
+def env_arguments(env, hyperparameters):
+    """(env id or name, factory) from train()'s env and its env_id / env_factory keywords:
+    env_id= alone is the older spelling of env=; with a factory it names the run (else the
+    name is None here, and the factory's own for a new run)."""
+    if "env_factory" in hyperparameters:
+        raise TypeError("env_factory is recorded by minipg: pass the factory itself as env")
+    env_id = hyperparameters.pop("env_id", None)
+    if env is None or isinstance(env, str):
+        if env is not None and env_id is not None:
+            raise TypeError("give the env once: env or env_id, not both")
+        return (env if env is not None else env_id), None
+    if not callable(env):
+        raise TypeError(f"env must be a registered gymnasium id (a str) or a callable returning "
+                        f"a gymnasium.Env, got {type(env).__name__}")
+    hyperparameters["env_factory"] = factory_path(env)
+    return env_id, env
+
+
 def _make_from_id(env_id, num_envs, vectorization):
     try:
         spec = gym.spec(env_id)

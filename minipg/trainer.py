@@ -41,7 +41,7 @@ from minipg.algos import a2c, ppo, reinforce
 from minipg.checkpoint import load, load_config, save_checkpoint  # noqa: F401  (re-exported)
 from minipg.checks import raise_if_non_finite
 from minipg.config import make_config
-from minipg.envs import (check_spaces, env_name, evaluate, factory_path,  # noqa: F401
+from minipg.envs import (check_spaces, env_arguments, env_name, evaluate,  # noqa: F401
                          make_env, run_episodes)
 from minipg.noise import ColouredNoise
 from minipg.normalize import RewardScaler
@@ -165,7 +165,7 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(record, policy), got "
                         f"{type(callback).__name__}")
-    env, factory = _env_arguments(env, hyperparameters)
+    env, factory = env_arguments(env, hyperparameters)
     if resume is not None:
         return _resume(resume, run_dir, overwrite, callback, factory,
                        dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
@@ -202,24 +202,6 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
             run.release()
         raise
     return _run(config, module, parts, run, log, Progress(), None, callback)
-
-
-def _env_arguments(env, hyperparameters):
-    """(env id or name, factory) from train()'s env and its env_id / env_factory keywords:
-    env_id= alone is the older spelling of env=; with a factory it names the run (else the
-    name is None here, and the factory's own for a new run)."""
-    if "env_factory" in hyperparameters:
-        raise TypeError("env_factory is recorded by minipg: pass the factory itself as env")
-    env_id = hyperparameters.pop("env_id", None)
-    if env is None or isinstance(env, str):
-        if env is not None and env_id is not None:
-            raise TypeError("give the env once: env or env_id, not both")
-        return (env if env is not None else env_id), None
-    if not callable(env):
-        raise TypeError(f"env must be a registered gymnasium id (a str) or a callable returning "
-                        f"a gymnasium.Env, got {type(env).__name__}")
-    hyperparameters["env_factory"] = factory_path(env)
-    return env_id, env
 
 
 def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):

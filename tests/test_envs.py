@@ -66,8 +66,9 @@ def test_a_function_or_lambda_factory_and_env_id_as_its_name(tmp_path):
         return gym.wrappers.TimeLimit(SignGuess(), max_episode_steps=5)
 
     result = minipg.train(wrapped_sign_guess, "a2c", 256, 0, run_dir=str(tmp_path / "a"),
-                          **SMALL)
+                          eval_episodes=3, **SMALL)
     assert result.config.env_id == "wrapped_sign_guess"
+    assert result.evaluation.shape == (3,) and (result.evaluation <= 5).all()  # on the factory
     assert (minipg.evaluate(result.policy, wrapped_sign_guess, 3) <= 5).all()   # its time limit
     named = minipg.train(lambda: SignGuess(), "a2c", 256, 0, env_id="MySignGuess",
                          run_dir=str(tmp_path / "b"), **SMALL)
