@@ -3,7 +3,8 @@
 For each env: train PPO with its preset (minipg/presets.py) on seeds 0, 1, 2 for the env's
 step budget, then evaluate each final policy on 20 episodes of the stochastic policy (the env's
 own rewards, seeds 10_000 + seed). The table gives the mean +- std over the seeds of those
-20-episode means, each seed's mean, the target, and the published reference with its source.
+20-episode means, each seed's mean, the same for the deterministic policy (the mean action: how
+rl-zoo evaluates), the target, and the published reference with its source.
 Throughput is env steps per second of training (collection and updates), set beside the bare
 env measured in the same run: one env in this process, stepped with random actions.
 
@@ -73,7 +74,18 @@ def run_one(env_id, seed, runs_dir, hyperparameters):
     return {"env_steps": last["env_steps"], "train_seconds": last["wall_clock"],
             "steps_per_second": last["env_steps"] / last["wall_clock"],
             "eval_mean": float(returns.mean()), "eval_std": float(returns.std()),
-            "preset": result.config.preset, "run_dir": result.run_dir}
+            "preset": result.config.preset, "run_dir": result.run_dir,
+            "settings": presets.describe(presets.preset_for(env_id, "ppo"))}
+
+
+def deterministic_mean(env_id, seed, record):
+    """The 20-episode mean of the deterministic policy (the mean action, rl-zoo's evaluation),
+    computed once from the saved checkpoint."""
+    if "eval_deterministic_mean" not in record:
+        returns = minipg.evaluate(record["run_dir"], env_id, EVAL_EPISODES,
+                                  seed=10_000 + seed, deterministic=True)
+        record["eval_deterministic_mean"] = float(returns.mean())
+    return record["eval_deterministic_mean"]
 
 
 def load(path):
@@ -89,8 +101,9 @@ def save(path, results):
 
 
 def print_table(results):
-    print(f"{'env':<26}{'steps':>7}  {'minipg (3 seeds)':>18}  {'per seed':<24}{'target':>8}  "
-          f"{'reference (source)':<36}{'steps/s':>9}{'bare env':>10}")
+    print(f"{'env':<26}{'steps':>7}  {'minipg, stochastic':>18}  {'per seed':<22}"
+          f"{'deterministic':>15}{'target':>8}  {'reference (source)':<40}{'steps/s':>9}"
+          f"{'bare env':>10}")
     for env_id, (steps, target, ref_mean, ref_std, ref_steps, source) in BENCHMARKS.items():
         runs = results.get(env_id, {}).get("seeds", {})
         if not runs:
@@ -100,9 +113,12 @@ def print_table(results):
         bare = results[env_id].get("bare_env_steps_per_second", float("nan"))
         met = "met" if means.mean() >= target else "not met"
         per_seed = ", ".join(f"{m:.0f}" for m in means)
+        deterministic = np.array([runs[s].get("eval_deterministic_mean", np.nan)
+                                  for s in sorted(runs)])
         print(f"{env_id:<26}{steps / 1e3:>6.0f}k  {means.mean():>9.1f} +- {means.std():<6.1f}  "
-              f"{per_seed:<24}{target:>8}  "
-              f"{f'{ref_mean:.1f} +- {ref_std:.1f} at {ref_steps} ({source})':<36}"
+              f"{per_seed:<22}{deterministic.mean():>8.1f} +- {deterministic.std():<4.0f}"
+              f"{target:>8}  "
+              f"{f'{ref_mean:.1f} +- {ref_std:.1f} at {ref_steps} ({source})':<40}"
               f"{rate:>9,.0f}{bare:>10,.0f}   {met} ({len(means)} seed(s))")
 
 
@@ -156,13 +172,19 @@ def main():
         for env_id in args.envs:
             entry = results.setdefault(env_id, {"seeds": {}})
             entry["bare_env_steps_per_second"] = bare_env_steps_per_second(env_id)
+            settings = presets.describe(presets.preset_for(env_id, "ppo"))
             for seed in args.seeds:
-                if str(seed) in entry["seeds"]:
-                    continue
+                record = entry["seeds"].get(str(seed))
+                if record is not None and record.get("settings", settings) == settings:
+                    continue                       # recorded, with the preset as it is now
                 entry["seeds"][str(seed)] = run_one(env_id, seed, args.runs_dir, {})
                 entry["preset"] = presets.preset_name(env_id, "ppo")
                 save(args.results, results)
                 print(f"{env_id} seed {seed}: {entry['seeds'][str(seed)]}", flush=True)
+    for env_id, entry in results.items():
+        for seed, record in entry["seeds"].items():
+            deterministic_mean(env_id, int(seed), record)
+    save(args.results, results)
     print_table(results)
     if args.figure:
         figure(results, args.figure)
