@@ -11,6 +11,8 @@ env measured in the same run: one env in this process, stepped with random actio
     python benchmarks/bench_envs.py --envs Acrobot-v1 Pendulum-v1
     python benchmarks/bench_envs.py --envs Hopper-v5 --seeds 0     # one seed of one env
     python benchmarks/bench_envs.py --table --figure docs/bench_envs.png   # what is recorded
+    python benchmarks/bench_envs.py --envs MountainCarContinuous-v0 --no-preset \
+        --hp noise_correlation=0.95 --results runs/mcc/results.json --runs-dir runs/mcc
 
 Each finished (env, seed) is recorded in --results (JSON, written atomically) and skipped when
 the script runs again: a long benchmark can be run in pieces. Learning curves: `minipg plot
@@ -22,6 +24,7 @@ deterministic policy, on the older -v2/-v3 envs; MountainCarContinuous with gSDE
 with care: they differ from ours in seeds, evaluation and env versions.
 """
 import argparse
+import ast
 import json
 import os
 import time
@@ -64,18 +67,24 @@ def bare_env_steps_per_second(env_id, seconds=2.0):
     return rate
 
 
-def run_one(env_id, seed, runs_dir, hyperparameters):
+def settings_of(env_id, use_preset, hyperparameters):
+    """What a recorded run was trained with: the preset (if used) under the --hp values."""
+    return presets.describe({**(presets.preset_for(env_id, "ppo") if use_preset else {}),
+                             **hyperparameters})
+
+
+def run_one(env_id, seed, runs_dir, use_preset, hyperparameters):
     steps = BENCHMARKS[env_id][0]
     run_dir = os.path.join(runs_dir, f"{env_id}-seed{seed}")
     result = minipg.train(env_id, "ppo", steps, seed, run_dir=run_dir, overwrite=True,
-                          log_every=30, **hyperparameters)
+                          log_every=30, preset=use_preset, **hyperparameters)
     last = result.history[-1]
     returns = minipg.evaluate(result.run_dir, env_id, EVAL_EPISODES, seed=10_000 + seed)
     return {"env_steps": last["env_steps"], "train_seconds": last["wall_clock"],
             "steps_per_second": last["env_steps"] / last["wall_clock"],
             "eval_mean": float(returns.mean()), "eval_std": float(returns.std()),
             "preset": result.config.preset, "run_dir": result.run_dir,
-            "settings": presets.describe(presets.preset_for(env_id, "ppo"))}
+            "settings": settings_of(env_id, use_preset, hyperparameters)}
 
 
 def deterministic_mean(env_id, seed, record):
@@ -165,19 +174,26 @@ def main():
     parser.add_argument("--table", action="store_true", help="print the recorded table only")
     parser.add_argument("--figure", default=None, metavar="PNG",
                         help="also draw the learning curves of the recorded runs")
+    parser.add_argument("--no-preset", dest="preset", action="store_false",
+                        help="train with minipg's generic defaults instead of the presets")
+    parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="settings over the preset (use another --results and --runs-dir)")
     args = parser.parse_args()
+    hyperparameters = {name: ast.literal_eval(value)
+                       for name, _, value in (pair.partition("=") for pair in args.hp)}
     os.makedirs(args.runs_dir, exist_ok=True)
     results = load(args.results)
     if not args.table:
         for env_id in args.envs:
             entry = results.setdefault(env_id, {"seeds": {}})
             entry["bare_env_steps_per_second"] = bare_env_steps_per_second(env_id)
-            settings = presets.describe(presets.preset_for(env_id, "ppo"))
+            settings = settings_of(env_id, args.preset, hyperparameters)
             for seed in args.seeds:
                 record = entry["seeds"].get(str(seed))
                 if record is not None and record.get("settings", settings) == settings:
                     continue                       # recorded, with the preset as it is now
-                entry["seeds"][str(seed)] = run_one(env_id, seed, args.runs_dir, {})
+                entry["seeds"][str(seed)] = run_one(env_id, seed, args.runs_dir, args.preset,
+                                                    hyperparameters)
                 entry["preset"] = presets.preset_name(env_id, "ppo")
                 save(args.results, results)
                 print(f"{env_id} seed {seed}: {entry['seeds'][str(seed)]}", flush=True)
