@@ -14,7 +14,9 @@ The chain rule, one link per call, each backward a function of its forward's cac
 
 `policy.distribution(obs)`, `policy.act(obs)` and `value_fn.predict(obs)` are the same forward
 passes without a cache, for acting. No object remembers its last forward pass: two forwards may
-be alive at once, and each backward uses the cache it is given.
+be alive at once, and each backward uses the cache it is given. A policy trained with norm_obs
+carries its observation statistics: act() takes the env's raw observations and normalises them
+(normalize_input); forward() and distribution() take the network's input.
 
 Every trainable number of a policy lives in one flat vector `params` (float32 or float64, the
 arithmetic of the network), and backward returns a gradient laid out the same way. Update
