@@ -62,7 +62,7 @@ def main(steps=100_000, seed=0, run_dir=None, plot=None):
 
     # 4. Plotting from Python is the same function `minipg plot` calls: return vs env steps.
     if plot:
-        from minipg.cli import plot_runs
+        from minipg.plot import plot_runs
         plot_runs([result.run_dir], plot, title=f"PPO on {ENV_ID}, seed {seed}")
         print(f"wrote {plot}")
     return result, returns

@@ -10,16 +10,15 @@ Every field of the algorithm's Config is also an option of `train` (`minipg trai
 An error is one line on stderr and a non-zero exit; `--debug` shows the traceback instead.
 """
 import argparse
-import csv
 import dataclasses
 import difflib
-import os
 import sys
 import typing
 
-import numpy as np
-
 COMMANDS = ("train", "eval", "plot")
+NOT_FLAGS = ("env_id", "env_factory", "preset", "algo", "total_steps", "seed")
+"""Config fields that are not --flags of their own (--env, --algo, --steps, --seed; a factory
+is a Python object, given to minipg.train)."""
 USAGE = "usage: minipg {train,eval,plot} ... [--debug]   (minipg <command> --help for each)"
 
 
@@ -62,7 +61,8 @@ def _parse_sizes(text):
         raise argparse.ArgumentTypeError(f"expected integers like 64,64, got {text!r}") from None
 
 
-def _train_parser(algo, resume=False):
+def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
+    from minipg import presets
     from minipg.config import field_docs
     from minipg.trainer import ALGOS
 
@@ -72,7 +72,8 @@ def _train_parser(algo, resume=False):
     parser = _Parser(
         prog="minipg train", description="Train a policy; writes config.json, progress.csv and "
         "checkpoint.npz to the run directory.")
-    parser.add_argument("--env", default=default("CartPole-v1"), help="gymnasium environment id")
+    parser.add_argument("--env", default=default("CartPole-v1"),
+                        help="gymnasium environment id (module:Id imports the module first)")
     parser.add_argument("--algo", default=default("ppo"), choices=sorted(ALGOS))
     parser.add_argument("--steps", type=int, default=default(100_000), help="total env steps")
     parser.add_argument("--seed", type=int, default=default(0), help="fixes everything")
@@ -87,15 +88,28 @@ def _train_parser(algo, resume=False):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in an existing --run-dir (deletes minipg's files "
                         "there, nothing else)")
+    parser.add_argument("--no-preset", dest="preset", action="store_false",
+                        default=default(True), help="train with the generic defaults, not the "
+                        "preset of --env and --algo (minipg/presets.py)")
     config_class = ALGOS[algo].Config
     docs = field_docs(config_class)
-    group = parser.add_argument_group(f"{algo} hyperparameters (defaults tuned for {algo})")
+    name = presets.preset_name(env_id, algo) if preset and not resume else None
+    settings = presets.preset_for(env_id, algo) if name else {}
+    if name:
+        title = (f"{algo} hyperparameters (preset {name} applies: a default marked 'preset' is "
+                 "its value; any flag overrides it)")
+    else:
+        title = (f"{algo} hyperparameters (no preset for {env_id}/{algo}: minipg's generic "
+                 "defaults, tuned on CartPole-v1 only)")
+    group = parser.add_argument_group(title)
     for field in dataclasses.fields(config_class):
-        if field.name in ("env_id", "algo", "total_steps", "seed"):
+        if field.name in NOT_FLAGS:
             continue
+        shown = (f"preset: {settings[field.name]}" if field.name in settings
+                 else f"default: {field.default}")
         group.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
                            type=_field_type(field), default=argparse.SUPPRESS,
-                           help=f"{docs.get(field.name, '')} (default: {field.default})")
+                           help=f"{docs.get(field.name, '')} ({shown})")
     return parser
 
 
@@ -108,6 +122,8 @@ def cmd_train(argv):
     # a bare --resume is left for the full parser to report.)
     probe = _Parser(prog="minipg train", add_help=False)
     probe.add_argument("--algo", default="ppo")
+    probe.add_argument("--env", default="CartPole-v1")
+    probe.add_argument("--no-preset", dest="preset", action="store_false")
     probe.add_argument("--resume", nargs="?", default=None)
     known, _ = probe.parse_known_args(argv)
     if known.resume is not None:
@@ -122,7 +138,8 @@ def cmd_train(argv):
     else:
         if known.algo not in ALGOS:
             raise CliError(f"--algo must be one of {sorted(ALGOS)}, got {known.algo!r}")
-        args = vars(_train_parser(known.algo).parse_args(argv))
+        args = vars(_train_parser(known.algo, env_id=known.env,
+                                  preset=known.preset).parse_args(argv))
         env_id, algo, steps, seed, run_dir, _, overwrite = (
             args.pop(k) for k in ("env", "algo", "steps", "seed", "run_dir", "resume",
                                   "overwrite"))
@@ -139,26 +156,13 @@ def cmd_train(argv):
     return result
 
 
-def _check_output(path, option, extensions=None):
-    """Fail before any work if `path` cannot be written: a missing folder, a wrong extension."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CliError(f"{option} {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise CliError(f"{option} {path} is a directory; give a file name")
-    extension = os.path.splitext(path)[1].lower().lstrip(".")
-    if extensions is not None and extension not in extensions:
-        raise CliError(f"{option} {path}: the file name must end in one of "
-                       f"{', '.join('.' + e for e in sorted(extensions))}")
-
-
 def cmd_eval(argv):
     from minipg.checkpoint import read_checkpoint
     from minipg.envs import run_episodes
-    from minipg.render import DRAWERS, drawer_for, record_episode, save_gif
+    from minipg.render import prepare
 
     parser = _Parser(prog="minipg eval",
-                                     description="Evaluate a saved policy: mean +- std return.")
+                     description="Evaluate a saved policy: mean +- std return.")
     parser.add_argument("path", help="run directory or checkpoint .npz")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -168,8 +172,11 @@ def cmd_eval(argv):
     parser.add_argument("--max-episode-steps", type=int, default=None,
                         help="step limit per episode (default: the env's own time limit, else "
                         "the run's eval_max_episode_steps)")
-    parser.add_argument("--render", metavar="GIF", default=None,
-                        help="also write one episode as an animated GIF")
+    parser.add_argument("--render", metavar="FILE", default=None,
+                        help="also write one episode as an animated GIF (.gif) or a video "
+                        "(.mp4, needs imageio with ffmpeg), with the env, step and return on "
+                        "every frame; any env that renders rgb_array frames (pip install "
+                        "\"minipg[render]\" for gymnasium's renderers)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
@@ -182,14 +189,21 @@ def cmd_eval(argv):
     config = saved.config() if saved.has("policy/params", "config") else None
     if args.env is None and config is None:
         raise CliError(f"{saved.path} holds a policy without a training config: give --env")
+    if args.env is None and config.env_factory:
+        raise CliError(f"{saved.path} was trained on an env made by the factory "
+                       f"{config.env_factory}: evaluate it from Python, minipg.evaluate(path, "
+                       "factory), or give --env")
     env_id = args.env or config.env_id
     limit = args.max_episode_steps or (config.eval_max_episode_steps if config else None)
-    if args.render:           # everything --render needs is checked before the evaluation
-        _check_output(args.render, "--render", {"gif"})
-        if drawer_for(env_id) is None:
-            raise CliError(f"--render draws {', '.join(sorted(DRAWERS))} only, not {env_id}")
-    evaluation = run_episodes(policy, env_id, args.episodes, seed=args.seed,
-                              deterministic=args.deterministic, max_episode_steps=limit)
+    # Everything --render needs (the file, the writer, the env's frames) is checked first.
+    recorder = prepare(env_id, args.render) if args.render else None
+    try:
+        evaluation = run_episodes(policy, env_id, args.episodes, seed=args.seed,
+                                  deterministic=args.deterministic, max_episode_steps=limit)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
     returns = evaluation.returns
     mode = "deterministic" if args.deterministic else "stochastic"
     print(f"{env_id}, {args.episodes} episodes, {mode} policy: "
@@ -197,83 +211,37 @@ def cmd_eval(argv):
           f"(min {returns.min():.1f}, max {returns.max():.1f})")
     if evaluation.limit_note():
         print(f"note: {evaluation.limit_note()}")
-    if args.render:
-        observations, episode_return, cut = record_episode(
-            policy, env_id, args.seed, args.deterministic, evaluation.step_limit)
-        save_gif(observations, env_id, args.render)
+    if recorder is not None:
+        episode_return, frames, cut = recorder.record(policy, args.seed, args.deterministic,
+                                                      evaluation.step_limit)
         print(f"wrote {args.render}: one episode, return {episode_return:.1f}, "
-              f"{len(observations)} frames" + (" (cut at the step limit)" if cut else ""))
+              f"{frames} frames" + (" (cut at the step limit)" if cut else ""))
     return returns
 
 
-def read_progress(run):
-    """(env_steps, mean_return) arrays from a run directory's (or a path's) progress.csv."""
-    path = os.path.join(run, "progress.csv") if os.path.isdir(run) else run
-    if not os.path.isfile(path):
-        raise CliError(f"no progress.csv at {path!r} (give run directories or progress.csv "
-                       "files)")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [name for name in ("env_steps", "mean_return")
-                       if name not in (reader.fieldnames or ())]
-            if missing:
-                raise CliError(f"{path} is not a minipg progress.csv: "
-                               + ("it is empty" if not reader.fieldnames
-                                  else f"no {' or '.join(missing)} column"))
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise CliError(f"{path} is not a minipg progress.csv: not a text file") from None
-    steps, returns = [], []
-    for line, row in enumerate(rows, start=2):
-        try:
-            steps.append(float(row["env_steps"]))
-            returns.append(float(row["mean_return"]))
-        except (TypeError, ValueError):
-            raise CliError(f"{path}, line {line}: env_steps and mean_return must be numbers, "
-                           f"got {row['env_steps']!r} and {row['mean_return']!r}") from None
-    if not rows:
-        raise CliError(f"{path} has no rows yet (the run has not finished an iteration)")
-    return np.array(steps), np.array(returns)
-
-
 def cmd_plot(argv):
+    from minipg.plot import plot_runs
+
     parser = _Parser(prog="minipg plot",
-                                     description="Learning curves (mean return vs env steps).")
+                     description="Learning curves (mean return vs env steps). Runs that differ "
+                     "only in seed are drawn as their mean with a min-max band.")
     parser.add_argument("runs", nargs="+", help="run directories or progress.csv files")
     parser.add_argument("--out", default="learning_curves.png", help="image to write (.png, "
                         ".pdf, .svg)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--threshold", type=float, action="append", default=[],
+                        metavar="VALUE", help="draw a dashed line at this return (a target, a "
+                        "published result); may be given several times")
+    parser.add_argument("--threshold-label", action="append", default=[], metavar="TEXT",
+                        help="the legend of each --threshold, in order")
+    parser.add_argument("--no-average", dest="average", action="store_false",
+                        help="one curve per run, even for runs that differ only in seed")
     args = parser.parse_args(argv)
-    plot_runs(args.runs, args.out, args.title)
+    if len(args.threshold_label) > len(args.threshold):
+        raise CliError("more --threshold-label than --threshold values")
+    labels = args.threshold_label + [None] * (len(args.threshold) - len(args.threshold_label))
+    plot_runs(args.runs, args.out, args.title, list(zip(args.threshold, labels)), args.average)
     print(f"wrote {args.out}")
-
-
-def plot_runs(runs, out, title=None):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from minipg.checkpoint import atomic_output
-
-    _check_output(out, "--out", {"png", "pdf", "svg"})
-    curves = [(run, *read_progress(run)) for run in runs]      # every file checked first
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
-        for run, steps, returns in curves:
-            if not np.isfinite(returns).any():
-                print(f"note: {run} has no finished episode yet; its curve is empty")
-            ax.plot(steps, returns, label=os.path.basename(os.path.normpath(run)))
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("mean return (last 20 episodes)")
-        ax.set_title(title or "minipg learning curves")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        with atomic_output(out) as temporary:
-            fig.savefig(temporary, dpi=120)
-    finally:
-        plt.close(fig)
 
 
 def _expected_errors():

@@ -21,7 +21,18 @@ from minipg.checks import check_bool, check_choice, check_int, check_real
 @dataclass
 class TrainConfig:
     env_id: str = "CartPole-v1"
-    """gymnasium environment id."""
+    """gymnasium environment id; for an env made by a factory, its name (the factory's own, or
+    the env_id passed with it), used for the run directory and the presets."""
+    env_factory: str = ""
+    """module.qualname of the factory that made the env ("" for a registered id): an evaluation
+    or a resume of the run needs that factory passed again."""
+    preset: str = ""
+    """The preset applied under the given arguments ("ENV/ALGO", minipg/presets.py), "" for
+    none: recorded by the trainer (train(preset=False), --no-preset: none)."""
+    vectorization: str = "auto"
+    """How the num_envs copies are stepped: "auto" (the NumPy-vectorized env where the id has
+    one, else "sync"), "sync" (in turn, in this process) or "async" (one process each: for
+    expensive envs on several cores)."""
     algo: str = ""
     """Algorithm name, filled in by the trainer: "reinforce", "a2c", "ppo" or "trpo"."""
     total_steps: int = 100_000
@@ -48,6 +59,17 @@ class TrainConfig:
     vf_coef: float = 0.5
     """Weight of the value loss in the gradient (it shares the gradient-norm budget with the
     policy)."""
+    norm_obs: bool = False
+    """Normalise observations by their running mean and variance (over the states acted on in
+    training), o' = clip((o - mean) / sqrt(var + 1e-8), -clip_obs, clip_obs). The statistics
+    belong to the policy: saved in its checkpoint, applied by policy.act, frozen at evaluation."""
+    clip_obs: float = 10.0
+    """Clip normalised observations to [-clip_obs, clip_obs] (with norm_obs)."""
+    norm_reward: bool = False
+    """Divide training rewards by the running std of the discounted return (never centred);
+    logs, progress.csv and evaluations always report the env's own rewards."""
+    clip_reward: float = 10.0
+    """Clip scaled rewards to [-clip_reward, clip_reward] (with norm_reward)."""
     hidden_sizes: Tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value networks."""
     activation: str = "tanh"
@@ -58,6 +80,10 @@ class TrainConfig:
     use)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy (continuous actions only)."""
+    noise_correlation: float = 0.0
+    """rho in [0, 1): the exploration noise of a Gaussian policy in training is an AR(1)
+    process, eps_t = rho eps_{t-1} + sqrt(1 - rho^2) xi_t, so pushes last ~1/(1 - rho) steps
+    (minipg/noise.py: exact marginal, the bias it brings); 0 is independent noise."""
     eval_episodes: int = 0
     """Episodes of the stochastic policy to evaluate at the end of training (0: none)."""
     eval_max_episode_steps: int = 10_000
@@ -86,12 +112,21 @@ class TrainConfig:
         for width in self.hidden_sizes:
             check_int("hidden_sizes", width, 1)
         check_choice("activation", self.activation, ("tanh", "relu"))
+        check_choice("vectorization", self.vectorization, ("auto", "sync", "async"))
         check_bool("anneal_lr", self.anneal_lr)
         check_bool("norm_adv", self.norm_adv)
+        check_bool("norm_obs", self.norm_obs)
+        check_bool("norm_reward", self.norm_reward)
+        check_real("clip_obs", self.clip_obs, 0.0, low_inclusive=False)
+        check_real("clip_reward", self.clip_reward, 0.0, low_inclusive=False)
+        for name in ("env_id", "env_factory", "preset"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
         check_real("log_every", self.log_every)
         check_choice("dtype", self.dtype, ("float32", "float64"))
         check_int("eval_episodes", self.eval_episodes, 0)
         check_real("log_std_init", self.log_std_init)
+        check_real("noise_correlation", self.noise_correlation, 0.0, 1.0, high_inclusive=False)
         check_int("eval_max_episode_steps", self.eval_max_episode_steps, 1)
         check_real("checkpoint_every", self.checkpoint_every, 0.0)
 

@@ -108,3 +108,16 @@ class RewardScaler:
         self.returns[np.asarray(dones, bool)] = 0.0
         scaled = rewards / np.sqrt(self.stats.var + self.eps)
         return np.clip(scaled, -self.clip_reward, self.clip_reward)
+
+    def state(self, prefix):
+        """The running returns and their statistics as arrays, under names that start with
+        prefix (for a checkpoint: a resume continues them exactly)."""
+        return {prefix + "returns": self.returns.copy(), **self.stats.state(prefix + "stats/")}
+
+    def load_state(self, state, prefix):
+        returns = np.asarray(state[prefix + "returns"], dtype=np.float64)
+        if returns.shape != self.returns.shape:
+            raise ValueError(f"{prefix}returns has shape {returns.shape}, expected "
+                             f"{self.returns.shape}")
+        self.returns = returns.copy()
+        self.stats = RunningMeanStd.from_state(state, prefix + "stats/")

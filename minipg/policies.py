@@ -18,7 +18,9 @@ is J^T. A trust-region method needs both: F v = J^T F_dist J v.
 
 `policy.distribution(obs)`, `policy.act(obs)` and `value_fn.predict(obs)` are the same forward
 passes without a cache, for acting. No object remembers its last forward pass: two forwards may
-be alive at once, and each backward uses the cache it is given.
+be alive at once, and each backward uses the cache it is given. A policy trained with norm_obs
+carries its observation statistics: act() takes the env's raw observations and normalises them
+(normalize_input); forward() and distribution() take the network's input.
 
 Every trainable number of a policy lives in one flat vector `params` (float32 or float64, the
 arithmetic of the network), and backward returns a gradient laid out the same way. Update
@@ -32,6 +34,7 @@ import numpy as np
 from minipg.checks import as_generator, check_float_dtype
 from minipg.distributions import Categorical, CategoricalGrads, DiagGaussian, DiagGaussianGrads
 from minipg.nn import MLP
+from minipg.normalize import RunningMeanStd, normalize_obs
 
 __all__ = ["CategoricalPolicy", "GaussianPolicy", "ValueFunction", "value_loss", "join_params",
            "from_state", "load"]
@@ -132,13 +135,60 @@ class _Checkpointable:
         return write_checkpoint(path, self.state())
 
 
-class CategoricalPolicy(_Checkpointable):
+class _Policy(_Checkpointable):
+    """What both policies share: acting on the env's raw observations, which a policy trained
+    with observation normalisation first normalises with its own statistics (obs_rms):
+
+        act(obs) = sample of pi(. | normalize_input(obs)),
+        normalize_input(o) = clip((o - mean) / sqrt(var + 1e-8), -clip_obs, clip_obs)
+
+    forward() and distribution() take the network's input, i.e. normalize_input(obs). Acting
+    never updates the statistics: the trainer does (minipg.rollout), so they are frozen at
+    evaluation, and they are saved with the parameters (state()).
+    """
+
+    def _init_obs_norm(self, norm_obs, clip_obs):
+        if not isinstance(norm_obs, (bool, np.bool_)):
+            raise TypeError(f"norm_obs must be a bool, got {type(norm_obs).__name__}")
+        self.obs_rms = RunningMeanStd((self.obs_dim,)) if norm_obs else None
+        self.clip_obs = float(clip_obs)
+        if norm_obs:
+            self.config.update(norm_obs=True, clip_obs=self.clip_obs)
+
+    def normalize_input(self, obs):
+        """The network's input for raw observations: normalised if the policy normalises."""
+        if self.obs_rms is None:
+            return obs
+        return normalize_obs(obs, self.obs_rms, self.clip_obs)
+
+    def act(self, obs, deterministic=False, rng=None):
+        """Env-ready actions for raw observations (..., obs_dim): sampled, or the mode if
+        deterministic (the most probable action; a Gaussian's mean, clipped to the bounds).
+
+        A single observation (obs_dim,) gives a single action. rng (a Generator or an int seed)
+        defaults to the policy's own generator (seeded at construction). To store actions for
+        training, sample from distribution() instead and keep the unclipped sample: log_prob
+        must be of the action that was drawn.
+        """
+        dist = self.distribution(self.normalize_input(obs))
+        actions = dist.mode() if deterministic else dist.sample(self.rng if rng is None else rng)
+        return self.to_env(actions)
+
+    def state(self, prefix=""):
+        """_Checkpointable.state, plus the observation statistics under prefix + "obs_rms/"."""
+        state = super().state(prefix)
+        if self.obs_rms is not None:
+            state.update(self.obs_rms.state(prefix + "obs_rms/"))
+        return state
+
+
+class CategoricalPolicy(_Policy):
     """pi(a | s) = softmax(logits(s)) over n_actions discrete actions; logits from an MLP."""
 
     kind = "categorical"
 
     def __init__(self, obs_dim, n_actions, hidden_sizes=(64, 64), activation="tanh", rng=None,
-                 dtype="float64"):
+                 dtype="float64", norm_obs=False, clip_obs=10.0):
         hidden_sizes = [int(n) for n in hidden_sizes]
         dtype = check_float_dtype("dtype", dtype)
         self.config = dict(obs_dim=int(obs_dim), n_actions=int(n_actions),
@@ -149,6 +199,7 @@ class CategoricalPolicy(_Checkpointable):
                        dtype=dtype)
         self.params = self.net.params
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
+        self._init_obs_norm(norm_obs, clip_obs)
 
     def live_in(self, buffer):
         """Copy params into buffer and compute from it from now on (see join_params)."""
@@ -184,22 +235,12 @@ class CategoricalPolicy(_Checkpointable):
         """The Categorical over actions for observations (..., obs_dim), for acting."""
         return self.forward(obs)[0]
 
-    def act(self, obs, deterministic=False, rng=None):
-        """Actions for observations (..., obs_dim): sampled, or the most probable if deterministic.
-
-        A single observation (obs_dim,) gives a single action. rng (a Generator or an int seed)
-        defaults to the policy's own generator (seeded at construction).
-        """
-        dist = self.distribution(obs)
-        actions = dist.mode() if deterministic else dist.sample(self.rng if rng is None else rng)
-        return self.to_env(actions)
-
     def to_env(self, actions):
         """What is sent to the environment: the action indices themselves."""
         return actions
 
 
-class GaussianPolicy(_Checkpointable):
+class GaussianPolicy(_Policy):
     """pi(a | s) = N(mean(s), diag(exp(log_std))^2): mean from an MLP, log_std learned per dim.
 
     log_std does not depend on the state. Its raw value (`raw_log_std`) is the last action_dim
@@ -216,7 +257,7 @@ class GaussianPolicy(_Checkpointable):
 
     def __init__(self, obs_dim, action_dim, hidden_sizes=(64, 64), activation="tanh",
                  log_std_init=0.0, log_std_bounds=(-5.0, 2.0), action_low=None, action_high=None,
-                 rng=None, dtype="float64"):
+                 rng=None, dtype="float64", norm_obs=False, clip_obs=10.0):
         hidden_sizes = [int(n) for n in hidden_sizes]
         obs_dim, action_dim = int(obs_dim), int(action_dim)
         dtype = check_float_dtype("dtype", dtype)
@@ -250,6 +291,7 @@ class GaussianPolicy(_Checkpointable):
         self.live_in(np.zeros(self.n_net + action_dim, dtype), MLP(sizes, activation, gains,
                                                                      self.rng, dtype=dtype))
         self.raw_log_std[...] = log_std_init
+        self._init_obs_norm(norm_obs, clip_obs)
 
     def live_in(self, buffer, net=None):
         """Copy params into buffer and compute from it from now on (see join_params)."""
@@ -318,16 +360,6 @@ class GaussianPolicy(_Checkpointable):
     def distribution(self, obs):
         """The DiagGaussian for observations (..., obs_dim), for acting."""
         return self.forward(obs)[0]
-
-    def act(self, obs, deterministic=False, rng=None):
-        """Env-ready (clipped) actions for observations (..., obs_dim); the mean if deterministic.
-
-        To store actions for training, sample from distribution(obs) instead and keep the
-        unclipped sample: log_prob must be of the action that was drawn.
-        """
-        dist = self.distribution(obs)
-        actions = dist.mode() if deterministic else dist.sample(self.rng if rng is None else rng)
-        return self.to_env(actions)
 
     def to_env(self, actions):
         """The copy of the actions sent to the environment, clipped to [action_low, action_high].
@@ -428,6 +460,15 @@ def from_state(state, prefix="", rng=None):
     if not np.isfinite(params).all():
         raise ValueError(f"{prefix}params holds non-finite values (NaN or inf)")
     obj.params[...] = params                       # in place: the layer views stay valid
+    if getattr(obj, "obs_rms", None) is not None:
+        try:
+            obj.obs_rms = RunningMeanStd.from_state(state, prefix + "obs_rms/")
+        except KeyError as error:
+            raise KeyError(f"state has no entry {error}: the policy normalises observations "
+                           "but its statistics are missing") from None
+        if obj.obs_rms.mean.shape != (obj.obs_dim,) or obj.obs_rms.var.shape != (obj.obs_dim,):
+            raise ValueError(f"{prefix}obs_rms holds statistics of shape "
+                             f"{obj.obs_rms.mean.shape}, not ({obj.obs_dim},)")
     return obj
 
 

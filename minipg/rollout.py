@@ -4,10 +4,11 @@ One call to `collect` steps all N environments T times and fills preallocated ar
 first:
 
     obs[t]          s_t, the observation the action was chosen from          (T, N, obs_dim)
+                    (as the network saw it: normalised, if the policy normalises)
     actions[t]      a_t ~ pi(.|s_t), the UNCLIPPED sample                      (T, N[, act_dim])
     log_prob[t]     log pi(a_t|s_t) under the policy that collected the data   (T, N)
     values[t]       V(s_t)                                                     (T, N)
-    rewards[t]      r_t                                                        (T, N)
+    rewards[t]      r_t (divided by the return's running std with norm_reward)   (T, N)
     terminated[t]   s_{t+1} is terminal: its value is 0                        (T, N)
     truncated[t]    a time limit cut the episode after a_t                     (T, N)
     next_values[t]  V(s_{t+1}) of the TRUE next state                          (T, N)
@@ -96,7 +97,8 @@ class RolloutCollector:
     `obs` is the observation the next step will act on; `global_step` counts env steps taken.
     """
 
-    def __init__(self, env, policy, value_fn, num_steps, rng, seed=None):
+    def __init__(self, env, policy, value_fn, num_steps, rng, seed=None, reward_scaler=None,
+                 noise=None):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         # The masks and bootstraps below are right for NEXT_STEP only; with SAME_STEP the final
@@ -106,6 +108,8 @@ class RolloutCollector:
             raise ValueError(f"env must use NEXT_STEP autoreset (gymnasium's default), got "
                              f"autoreset_mode={mode}")
         self.env, self.policy, self.value_fn = env, policy, value_fn
+        self.reward_scaler = reward_scaler            # a RewardScaler, or None
+        self.noise = noise                            # a ColouredNoise (Gaussian policies), or None
         self.rng = as_generator(rng)               # a Generator or an int seed
         self.num_envs = env.num_envs
         obs_shape = env.single_observation_space.shape
@@ -145,6 +149,8 @@ class RolloutCollector:
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
         self._reset_pending[:] = False
+        if self.noise is not None:
+            self.noise.restart()
 
     def collect(self, reset=False):
         """Run num_steps steps in every env and return the filled Rollout (shared buffers)."""
@@ -152,16 +158,23 @@ class RolloutCollector:
             self.reset()
         b = self.buffer
         b.episode_returns, b.episode_lengths = [], []
+        obs_rms = getattr(self.policy, "obs_rms", None)
         for t in range(b.num_steps):
-            b.obs[t] = self.obs
             b.mask[t] = ~self._reset_pending
-            dist = self.policy.distribution(self.obs)
-            actions = dist.sample(self.rng)
+            if obs_rms is not None:          # the states acted on in real transitions only
+                obs_rms.update(self.obs[b.mask[t]])
+            b.obs[t] = self.policy.normalize_input(self.obs)
+            dist = self.policy.distribution(b.obs[t])
+            if self.noise is None:
+                actions = dist.sample(self.rng)
+            else:          # the process restarts on reset rows (whose action the env ignores)
+                actions = self.noise.sample(dist, self.rng, restart=~b.mask[t])
             b.actions[t] = actions
             b.log_prob[t] = dist.log_prob(actions)
 
             self.obs, rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
-            b.rewards[t] = rewards
+            b.rewards[t] = (rewards if self.reward_scaler is None else
+                            self.reward_scaler.scale(rewards, terminated | truncated, b.mask[t]))
             b.terminated[t] = terminated
             b.truncated[t] = truncated
             self._track_episodes(b, t, rewards, terminated, truncated)
@@ -188,11 +201,14 @@ class RolloutCollector:
     def state(self):
         """What collect() carries from one call to the next, to continue exactly: a dict of
         numpy arrays and JSON-able values (the sampling generator's state is a dict)."""
-        state = {"global_step": self.global_step, "seed": self.seed,
+        state = {} if self.reward_scaler is None else self.reward_scaler.state("reward_scaler/")
+        if self.noise is not None:
+            state.update(self.noise.state())
+        state.update({"global_step": self.global_step, "seed": self.seed,
                  "rng": self.rng.bit_generator.state,
                  "episode_return": self._episode_return.copy(),
                  "episode_length": self._episode_length.copy(),
-                 "reset_pending": self._reset_pending.copy()}
+                 "reset_pending": self._reset_pending.copy()})
         if self.obs is not None:
             state["obs"] = self.obs.copy()
         return state
@@ -208,7 +224,13 @@ class RolloutCollector:
                                  f"expected {shape} for {N} envs")
         self.global_step = int(state["global_step"])
         self.rng.bit_generator.state = state["rng"]
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state(state, "reward_scaler/")
+        if self.noise is not None:
+            self.noise.load_state(state)
         if fresh_episodes_seed is not None:
+            if self.reward_scaler is not None:
+                self.reward_scaler.returns[:] = 0.0   # the episodes in progress are gone
             self.seed, self.obs = int(fresh_episodes_seed), None
             return
         self.seed = state["seed"]
@@ -231,7 +253,8 @@ class RolloutCollector:
             b.next_values[:] = 0.0
             return
         T, N = b.rewards.shape
-        all_obs = np.concatenate([b.obs.reshape(T * N, -1), self.obs])
+        last_obs = self.policy.normalize_input(self.obs)         # as the next rollout will see it
+        all_obs = np.concatenate([b.obs.reshape(T * N, -1), last_obs])
         all_values = self.value_fn.predict(all_obs)
         b.values[:] = all_values[:T * N].reshape(T, N)
         b.next_values[:-1] = b.values[1:]

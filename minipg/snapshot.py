@@ -3,6 +3,8 @@
 What the loop needs to continue exactly where it stopped, beyond the parameters:
 
     optimizer state      each optimizer's state() (Adam: m, v, t), under optim/<name>/
+    normalisation        the observation statistics (with the policy, policy/obs_rms/), the
+                         reward scaler's running returns and statistics (with the collector)
     collector            its observations, the returns and lengths of the episodes in
                          progress, which envs reset next, its sampling generator
     generators           the update generator (minibatch order), the policy's own
@@ -88,7 +90,10 @@ def restore(parts, saved, run_dir):
                               f"{sorted(parts.optimizers)}: it cannot be resumed")
     for prefix, obj in (("policy/", parts.policy), ("value/", parts.value_fn)):
         if obj is not None:
-            obj.params[...] = saved.rebuild(prefix).params   # in place: the layers are views
+            rebuilt = saved.rebuild(prefix)
+            obj.params[...] = rebuilt.params          # in place: the layers are views
+            if getattr(obj, "obs_rms", None) is not None:
+                obj.obs_rms = rebuilt.obs_rms         # the observation statistics
     try:
         for name, optimizer in parts.optimizers.items():
             prefix = f"optim/{name}/"

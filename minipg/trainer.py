@@ -35,12 +35,15 @@ import gymnasium as gym
 import numpy as np
 
 from minipg import checkpoint as ckpt
-from minipg import policies, rundir
+from minipg import policies, presets, rundir
 from minipg.algos import a2c, ppo, reinforce, trpo
 from minipg.checkpoint import load, load_config, save_checkpoint  # noqa: F401  (re-exported)
 from minipg.checks import raise_if_non_finite
 from minipg.config import make_config
-from minipg.envs import check_spaces, evaluate, make_env, run_episodes  # noqa: F401
+from minipg.envs import (check_spaces, env_arguments, env_name, evaluate,  # noqa: F401
+                         make_env, run_episodes)
+from minipg.noise import ColouredNoise
+from minipg.normalize import RewardScaler
 from minipg.optim import Adam, linear_schedule
 from minipg.rollout import EnvError, RolloutCollector
 from minipg.snapshot import (RESUME_MAY_CHANGE, Checkpointer, Progress,  # noqa: F401
@@ -79,11 +82,13 @@ def make_policy(env, config, rng):
     obs_dim = obs_space.shape[0]
     if isinstance(action_space, gym.spaces.Discrete):
         return policies.CategoricalPolicy(obs_dim, int(action_space.n), config.hidden_sizes,
-                                          config.activation, rng, config.dtype)
+                                          config.activation, rng, config.dtype,
+                                          config.norm_obs, config.clip_obs)
     return policies.GaussianPolicy(
         obs_dim, action_space.shape[0], config.hidden_sizes, config.activation,
         log_std_init=config.log_std_init, action_low=action_space.low,
-        action_high=action_space.high, rng=rng, dtype=config.dtype)
+        action_high=action_space.high, rng=rng, dtype=config.dtype, norm_obs=config.norm_obs,
+        clip_obs=config.clip_obs)
 
 
 @dataclass
@@ -96,13 +101,16 @@ class _Parts:
     """{name: optimizer}, saved and restored by name (optim/<name>/... in the checkpoint)."""
     collector: object
     update_rng: object
+    factory: object = None
+    """The callable that made the env, or None for a registered id."""
 
 
-def _build(config, module):
+def _build(config, module, factory=None):
+    """The parts of a run; the env from `factory` when the run's env is made by one."""
     # One seed, independent streams: weights of each network, action sampling, minibatch order.
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     policy_seed, value_seed, sample_seed, update_seed = seeds
-    env = make_env(config.env_id, config.num_envs)
+    env = make_env(factory or config.env_id, config.num_envs, config.vectorization)
     try:
         policy = make_policy(env, config, np.random.default_rng(policy_seed))
         # A2C and PPO always have a critic; REINFORCE only for its "baseline" estimator.
@@ -117,41 +125,57 @@ def _build(config, module):
         params = (optimized_params(policy, value_fn) if optimized_params
                   else policies.join_params(policy, value_fn) if value_fn else policy.params)
         optimizers = {"optim": Adam(params, config.learning_rate, eps=1e-5)}
+        reward_scaler = (RewardScaler(config.num_envs, config.gamma, config.clip_reward)
+                         if config.norm_reward else None)
+        noise = None
+        if config.noise_correlation > 0:
+            if policy.kind != "gaussian":
+                raise ValueError(f"noise_correlation applies to continuous (Box) actions; "
+                                 f"{config.env_id} has {env.single_action_space}")
+            noise = ColouredNoise(config.num_envs, policy.action_dim, config.noise_correlation)
         collector = RolloutCollector(env, policy, value_fn, config.num_steps,
-                                     np.random.default_rng(sample_seed), seed=config.seed)
+                                     np.random.default_rng(sample_seed), seed=config.seed,
+                                     reward_scaler=reward_scaler, noise=noise)
     except BaseException:
         env.close()
         raise
     return _Parts(env, policy, value_fn, optimizers, collector,
-                  np.random.default_rng(update_seed))
+                  np.random.default_rng(update_seed), factory)
 
 
 # ------------------------------------------------------------------------------------------
 # train
 # ------------------------------------------------------------------------------------------
 
-def train(env_id=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
-          resume=None, overwrite=False, **hyperparameters):
-    """Train `algo` on `env_id` for `total_steps` env steps; returns a TrainResult.
+def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
+          resume=None, overwrite=False, preset=True, **hyperparameters):
+    """Train `algo` on `env` for `total_steps` env steps; returns a TrainResult.
 
-    hyperparameters are the fields of the algorithm's Config (minipg/algos/<algo>.py), e.g.
-    num_envs=8, learning_rate=1e-3. run_dir (default runs/<env>-<algo>-seed<seed>, or the first
-    free runs/<env>-<algo>-seed<seed>-<k>) receives config.json, progress.csv and
-    checkpoint.npz; an existing run_dir that holds files is refused unless overwrite=True.
-    callback(record, policy) is called after every iteration outside the timed training;
-    returning True stops training (the run can be resumed).
+    env is a registered gymnasium id or a factory: a callable returning a gymnasium.Env,
+    called once per parallel env (minipg.envs.make_env); a factory run is named after the
+    factory, or after env_id=NAME when given. hyperparameters are the fields of the
+    algorithm's Config (minipg/algos/<algo>.py), e.g. num_envs=8, learning_rate=1e-3. run_dir
+    (default runs/<env>-<algo>-seed<seed>, or the first free runs/<env>-<algo>-seed<seed>-<k>)
+    receives config.json, progress.csv and checkpoint.npz; an existing run_dir that holds files
+    is refused unless overwrite=True. The preset of (env, algo) (minipg/presets.py) goes under
+    the hyperparameters given; preset=False trains with the generic defaults. callback(record, policy) is called after every iteration
+    outside the timed training; returning True stops training (the run can be resumed).
 
-    resume=RUN_DIR continues the run saved there, with its saved config. Arguments given
-    besides it must agree with that config, except the fields in RESUME_MAY_CHANGE.
+    resume=RUN_DIR continues the run saved there, with its saved config (a run whose env was
+    made by a factory needs the same factory as env). Arguments given besides it must agree
+    with that config, except the fields in RESUME_MAY_CHANGE.
     """
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(record, policy), got "
                         f"{type(callback).__name__}")
+    env, factory = env_arguments(env, hyperparameters)
     if resume is not None:
-        return _resume(resume, run_dir, overwrite, callback,
-                       dict(env_id=env_id, algo=algo, total_steps=total_steps, seed=seed,
+        return _resume(resume, run_dir, overwrite, callback, factory,
+                       dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
                             **hyperparameters))
-    missing = [name for name, value in (("env_id", env_id), ("algo", algo),
+    if factory is not None and env is None:
+        env = env_name(factory)
+    missing = [name for name, value in (("env", env), ("algo", algo),
                                         ("total_steps", total_steps), ("seed", seed))
                if value is None]
     if missing:
@@ -159,9 +183,15 @@ def train(env_id=None, algo=None, total_steps=None, seed=None, run_dir=None, cal
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
     module = ALGOS[algo]
-    config = make_config(module.Config, env_id=env_id, algo=algo, total_steps=total_steps,
-                         seed=seed, **hyperparameters)
-    parts = _build(config, module)           # everything that can fail before the disk is used
+    if not isinstance(preset, bool):
+        raise TypeError(f"preset must be True or False, got {preset!r}")
+    if "preset" in hyperparameters:
+        raise TypeError("preset is recorded by minipg: pass preset=True or False")
+    name = presets.preset_name(env, algo) if preset else None
+    settings = presets.preset_for(env, algo) if name else {}
+    config = make_config(module.Config, env_id=env, algo=algo, total_steps=total_steps,
+                         seed=seed, preset=name or "", **{**settings, **hyperparameters})
+    parts = _build(config, module, factory)  # everything that can fail before the disk is used
     run = None
     try:
         run = rundir.claim(run_dir, f"{config.env_id}-{algo}-seed{config.seed}",
@@ -177,7 +207,7 @@ def train(env_id=None, algo=None, total_steps=None, seed=None, run_dir=None, cal
     return _run(config, module, parts, run, log, Progress(), None, callback)
 
 
-def _resume(run_dir, other_run_dir, overwrite, callback, given):
+def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
     if overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the run, or "
                          "replace it")
@@ -189,8 +219,11 @@ def _resume(run_dir, other_run_dir, overwrite, callback, given):
     try:
         saved = ckpt.read_checkpoint(run.path)
         config = resumed_config(saved, given, ALGOS)
+        if config.env_factory and factory is None:
+            raise ValueError(f"the run in {run.path} trained on an env made by the factory "
+                             f"{config.env_factory}: pass that factory as env to resume it")
         module = ALGOS[config.algo]
-        parts = _build(config, module)
+        parts = _build(config, module, factory)
         progress, note = restore(parts, saved, run.path)
         log = rundir.ProgressLog(run.file("progress.csv"), CSV_FIELDS,
                                  keep_rows=progress.iteration)
@@ -227,6 +260,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
         print(f"minipg {config.algo} on {config.env_id}: {num_iterations} iterations of "
               f"{config.num_envs} envs x {config.num_steps} steps, seed {config.seed}; "
               f"logging to {run.path}", flush=True)
+        print(f"minipg: {presets.header(config)}", flush=True)
 
     snapshot, env_in_step = capture(parts, progress, config, config_json), True
     iteration, stage = progress.iteration, "start"
@@ -296,7 +330,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
     result = TrainResult(checkpointer.path, history, config, run.path, policy, value_fn,
                          interrupted=interrupted, resumed_from=resumed_from)
     if config.eval_episodes and not interrupted:
-        evaluation = run_episodes(policy, config.env_id, config.eval_episodes,
+        evaluation = run_episodes(policy, parts.factory or config.env_id, config.eval_episodes,
                                   seed=config.seed + 1,
                                   max_episode_steps=config.eval_max_episode_steps)
         result.evaluation = evaluation.returns

@@ -43,7 +43,8 @@ def test_checkpoint_holds_the_full_config(trained_run):
     from_json = config_from_json(ppo.Config, (trained_run / "config.json").read_text())
     assert config == from_json
     expected = dataclasses.replace(ppo.Config(), env_id="CartPole-v1", algo="ppo",
-                                   total_steps=2000, seed=0, num_envs=4)
+                                   total_steps=2000, seed=0, num_envs=4,
+                                   preset="CartPole-v1/ppo")
     assert config == expected
 
 
@@ -161,12 +162,15 @@ def test_eval_render_into_a_missing_folder_fails_before_evaluating(tmp_path, cap
     assert match in error_line(capsys)
 
 
-def test_render_on_an_env_it_cannot_draw_fails_before_evaluating(tmp_path, capsys, monkeypatch):
-    run = minipg.train("Acrobot-v1", "a2c", 64, 0, run_dir=str(tmp_path / "acrobot"),
+def test_render_on_an_env_that_draws_no_frames_fails_before_evaluating(tmp_path, capsys,
+                                                                      monkeypatch):
+    import fault_envs  # noqa: F401  (registers minipg-test/ envs, which render nothing)
+    run = minipg.train("minipg-test/NeverEnds-v0", "a2c", 64, 0, run_dir=str(tmp_path / "run"),
                        num_envs=2, num_steps=32, hidden_sizes=(8,), log_every=-1)
     monkeypatch.setattr(envs, "run_episodes", no_evaluation)
     assert main(["eval", run.run_dir, "--render", str(tmp_path / "x.gif")]) == 1
-    assert "draws CartPole, Pendulum only, not Acrobot-v1" in error_line(capsys)
+    assert "NeverEnds-v0 cannot render rgb_array frames (TypeError" in error_line(capsys)
+    assert not (tmp_path / "x.gif").exists()
 
 
 def test_eval_on_an_env_the_policy_was_not_trained_for_names_both(trained_run, capsys):

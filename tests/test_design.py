@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minipg"
-MATH_LAYER = ("checks", "returns", "nn", "distributions", "policies", "optim")
+MATH_LAYER = ("checks", "returns", "nn", "distributions", "normalize", "policies", "optim")
 COMPILED = ("_kernels", "_kernels_avx2")          # the Cython extension behind returns.py
 
 

@@ -164,5 +164,25 @@ def test_what_cannot_be_resumed_says_why(tmp_path):
     policy.save(policy_only / "checkpoint.npz")
     with pytest.raises(CheckpointError, match="no training config"):
         minipg.train(resume=str(policy_only))
-    with pytest.raises(TypeError, match="needs env_id, total_steps"):
+    with pytest.raises(TypeError, match="needs env, total_steps"):
         minipg.train(algo="ppo", seed=0)
+
+
+NORMALISED = dict(num_envs=4, num_steps=32, norm_obs=True, norm_reward=True, clip_vloss=True)
+
+
+def test_a_normalised_run_resumes_bit_for_bit_with_its_statistics(tmp_path):
+    """The observation statistics (with the policy) and the reward scaler's running returns
+    and statistics (with the collector) are in the snapshot, so the resumed run is the same."""
+    reference = str(tmp_path / "reference")
+    minipg.train("Pendulum-v1", "ppo", STEPS, 0, run_dir=reference, **NORMALISED, **COMMON)
+    run_dir = str(tmp_path / "run")
+    minipg.train("Pendulum-v1", "ppo", STEPS, 0, run_dir=run_dir,
+                 callback=stopper({5}, "callback"), **NORMALISED, **COMMON)
+    saved = ckpt.read_checkpoint(run_dir).arrays
+    assert int(saved["policy/obs_rms/count"]) > 0
+    assert int(saved["collector/reward_scaler/stats/count"]) > 0
+    minipg.train(resume=run_dir)
+    assert_same_run(run_dir, reference)
+    np.testing.assert_array_equal(minipg.load(run_dir).obs_rms.var,
+                                  minipg.load(reference).obs_rms.var)

@@ -82,8 +82,9 @@ def test_progress_line_every_iteration_or_silent(tmp_path, capsys):
     minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "a"),
                  **dict(SMALL, log_every=0))
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("minipg ppo on CartPole-v1: 4 iterations")   # a header, then
-    assert len(lines) == 1 + 4                                               # one per iteration
+    assert lines[0].startswith("minipg ppo on CartPole-v1: 4 iterations")   # a header,
+    assert lines[1].startswith("minipg: preset CartPole-v1/ppo")             # the preset, then
+    assert len(lines) == 2 + 4                                               # one per iteration
     for word in ("steps/s", "return", "pi_loss", "v_loss", "entropy", "kl"):
         assert word in lines[-1]
     minipg.train("CartPole-v1", "ppo", 512, 0, run_dir=str(tmp_path / "b"), **SMALL)
@@ -123,7 +124,7 @@ def test_a_nan_reward_raises_floating_point_error_naming_rewards_and_where(tmp_p
                                                                          monkeypatch):
     real_make_env = trainer.make_env
     monkeypatch.setattr(trainer, "make_env",
-                        lambda env_id, n: NaNRewardAt(real_make_env(env_id, n), 40, 1))
+                        lambda env_id, n, *args: NaNRewardAt(real_make_env(env_id, n, *args), 40, 1))
     # call 40 = iteration 2 (32 steps per rollout), row 8, env 1: the env's fault, not training's
     with pytest.raises(FloatingPointError, match=r"rewards\[\(8, 1\)\] = nan.*iteration 2") \
             as info:

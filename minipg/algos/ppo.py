@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from minipg.algos.common import clip_and_step, normalize
-from minipg.checks import check_int, check_real
+from minipg.checks import check_bool, check_int, check_real
 from minipg.config import ActorCriticConfig
 from minipg.policies import value_loss
 from minipg.returns import gae
@@ -50,6 +50,9 @@ class Config(ActorCriticConfig):
     """epsilon of the clipped surrogate: the ratio is clipped to [1 - eps, 1 + eps]."""
     target_kl: Optional[float] = None
     """Stop the epochs of an update early once the approximate KL exceeds this (None: never)."""
+    clip_vloss: bool = False
+    """Clip the value loss as OpenAI baselines' and CleanRL's PPO do (on by default there): V
+    moved more than clip_coef from its value at collection gets no further pull past it."""
 
     def validate(self):
         super().validate()
@@ -64,6 +67,7 @@ class Config(ActorCriticConfig):
                              f"{self.num_envs * self.num_steps // 2}")
         if self.target_kl is not None:
             check_real("target_kl", self.target_kl, 0.0)
+        check_bool("clip_vloss", self.clip_vloss)
 
 
 def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
@@ -83,6 +87,28 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
     return loss, grad_log_prob, ratio
 
 
+def clipped_value_loss(values, old_values, targets, clip_coef):
+    """The clipped value loss and its gradient with respect to the values (mean over n):
+
+        V_clip_i = V_old_i + clip(V_i - V_old_i, -clip_coef, clip_coef)
+        L        = 0.5 * mean_i max((V_i - R_i)^2, (V_clip_i - R_i)^2)
+        dL/dV_i  = (V_i - R_i) / n   where the unclipped term is the max,   else 0
+
+    Where |V_i - V_old_i| <= clip_coef the two terms are equal and the gradient is the plain
+    one; past the range, V_clip_i is a constant and, when its error is the larger, V_i gets no
+    gradient. Like the policy's clip, it is pessimistic: a step that has already moved V far
+    is not rewarded for moving it further. (Note clip_coef is in the units of V: with rewards
+    far from unit scale it clips almost everything; norm_reward keeps the returns near 1.)
+    """
+    error = values - targets
+    clipped_error = old_values + np.clip(values - old_values, -clip_coef, clip_coef) - targets
+    unclipped_sq, clipped_sq = error * error, clipped_error * clipped_error
+    n = error.size
+    loss = 0.5 * float(np.maximum(unclipped_sq, clipped_sq).sum()) / n
+    grad = np.where(unclipped_sq >= clipped_sq, error, 0.0) * (1.0 / n)
+    return loss, grad
+
+
 def approx_kl(log_prob, old_log_prob):
     """KL(pi_old || pi_theta) ~ mean((ratio - 1) - log ratio): unbiased, and >= 0 per sample."""
     log_ratio = log_prob - old_log_prob
@@ -90,7 +116,7 @@ def approx_kl(log_prob, old_log_prob):
 
 
 def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob, mb_advantages,
-                   mb_returns, config):
+                   mb_returns, config, mb_values=None):
     """One gradient step of PPO on a minibatch; returns its statistics for the log."""
     B = len(mb_obs)
     if config.norm_adv:
@@ -103,7 +129,10 @@ def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob,
     policy_loss, grad_log_prob, ratio = clipped_surrogate(log_prob, mb_old_log_prob,
                                                           mb_advantages, config.clip_coef)
     grad_entropy = -config.ent_coef / B              # L_H = -ent_coef * mean_i H_i
-    v_loss, grad_values = value_loss(values, mb_returns)
+    if config.clip_vloss:
+        v_loss, grad_values = clipped_value_loss(values, mb_values, mb_returns, config.clip_coef)
+    else:
+        v_loss, grad_values = value_loss(values, mb_returns)
 
     # The chain rule: -> distribution parameters -> both networks' parameters -> one step.
     dist_grads = dist.param_grads(mb_actions, grad_log_prob, grad_entropy)
@@ -131,7 +160,7 @@ def update(rollout, policy, value_fn, optim, config, rng):
     # 2. Flatten the real transitions into one batch (reset steps are not transitions).
     mask = rollout.mask
     b_obs, b_actions, b_old_log_prob = rollout.obs[mask], rollout.actions[mask], rollout.log_prob[mask]
-    b_advantages, b_returns = advantages[mask], returns[mask]
+    b_advantages, b_returns, b_values = advantages[mask], returns[mask], rollout.values[mask]
     batch_size = len(b_obs)
     # num_minibatches slices whose sizes differ by at most one (never a trailing one-sample
     # minibatch, whose normalised advantage would be 0), fewer if the batch is that small.
@@ -144,12 +173,12 @@ def update(rollout, policy, value_fn, optim, config, rng):
     for epoch in range(config.update_epochs):
         order = rng.permutation(batch_size)
         e_obs, e_actions, e_old_log_prob = b_obs[order], b_actions[order], b_old_log_prob[order]
-        e_advantages, e_returns = b_advantages[order], b_returns[order]
+        e_advantages, e_returns, e_values = b_advantages[order], b_returns[order], b_values[order]
         for start, end in zip(bounds[:-1], bounds[1:]):
             mb = slice(start, end)
             stats.append(minibatch_step(policy, value_fn, optim, e_obs[mb], e_actions[mb],
                                         e_old_log_prob[mb], e_advantages[mb], e_returns[mb],
-                                        config))
+                                        config, e_values[mb]))
         if config.target_kl is not None and stats[-1]["approx_kl"] > config.target_kl:
             break
     return {name: float(np.mean([s[name] for s in stats])) for name in stats[0]}
