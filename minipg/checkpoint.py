@@ -231,7 +231,7 @@ class Checkpoint:
     def config(self):
         """The training config (the class of its algorithm), checked like a new one."""
         from minipg.config import config_from_dict
-        from minipg.trainer import ALGOS
+        from minipg.trainer import ALL_ALGOS as ALGOS
 
         if not self.has("policy/params", "config"):    # a file of obj.save(): "params",
             raise CheckpointError(f"{self.path} holds a single object saved by its save() "

@@ -2,6 +2,7 @@
 
     minipg train --env CartPole-v1 --algo ppo --steps 100000 --seed 0
     minipg train --resume runs/CartPole-v1-ppo-seed0      (continue a stopped run)
+    minipg train --algo grpo --steps 300000               (GRPO: groups of episodes, no critic)
     minipg eval runs/CartPole-v1-ppo-seed0 --episodes 20 [--render cartpole.gif]
     minipg plot runs/CartPole-v1-ppo-seed0 runs/CartPole-v1-a2c-seed0 --out curves.png
 
@@ -64,7 +65,7 @@ def _parse_sizes(text):
 def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
     from minipg import presets
     from minipg.config import field_docs
-    from minipg.trainer import ALGOS
+    from minipg.trainer import ALL_ALGOS
 
     # With --resume, only the options actually given are passed on (and checked against the
     # saved config): no defaults.
@@ -74,7 +75,7 @@ def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
         "checkpoint.npz to the run directory.")
     parser.add_argument("--env", default=default("CartPole-v1"),
                         help="gymnasium environment id (module:Id imports the module first)")
-    parser.add_argument("--algo", default=default("ppo"), choices=sorted(ALGOS))
+    parser.add_argument("--algo", default=default("ppo"), choices=sorted(ALL_ALGOS))
     parser.add_argument("--steps", type=int, default=default(100_000), help="total env steps")
     parser.add_argument("--seed", type=int, default=default(0), help="fixes everything")
     parser.add_argument("--run-dir", default=default(None),
@@ -91,7 +92,7 @@ def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
     parser.add_argument("--no-preset", dest="preset", action="store_false",
                         default=default(True), help="train with the generic defaults, not the "
                         "preset of --env and --algo (minipg/presets.py)")
-    config_class = ALGOS[algo].Config
+    config_class = ALL_ALGOS[algo].Config
     docs = field_docs(config_class)
     name = presets.preset_name(env_id, algo) if preset and not resume else None
     settings = presets.preset_for(env_id, algo) if name else {}
@@ -116,7 +117,7 @@ def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
 def cmd_train(argv):
     import minipg
     from minipg.checkpoint import load_config
-    from minipg.trainer import ALGOS
+    from minipg.trainer import ALL_ALGOS
 
     # Which algorithm's options to offer: --algo, or the saved run's with --resume. (nargs="?":
     # a bare --resume is left for the full parser to report.)
@@ -136,8 +137,8 @@ def cmd_train(argv):
         run_dir = given.pop("run_dir", None)
         result = minipg.train(resume=resume, run_dir=run_dir, overwrite=overwrite, **given)
     else:
-        if known.algo not in ALGOS:
-            raise CliError(f"--algo must be one of {sorted(ALGOS)}, got {known.algo!r}")
+        if known.algo not in ALL_ALGOS:
+            raise CliError(f"--algo must be one of {sorted(ALL_ALGOS)}, got {known.algo!r}")
         args = vars(_train_parser(known.algo, env_id=known.env,
                                   preset=known.preset).parse_args(argv))
         env_id, algo, steps, seed, run_dir, _, overwrite = (

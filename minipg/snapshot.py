@@ -163,7 +163,9 @@ class Checkpointer:
 def resumed_config(saved, given, algos):
     """The saved config, with the fields a resume may change replaced; the others must agree."""
     config = saved.config()
-    assert config.algo in algos       # saved.config() accepts only minipg's algorithms
+    if config.algo not in algos:
+        raise ValueError(f"--resume is not supported for {config.algo} yet ({saved.path}): "
+                         "start a new run")
     known = {f.name for f in dataclasses.fields(config)}
     unknown = sorted(set(given) - known)
     if unknown:

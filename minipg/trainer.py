@@ -35,7 +35,7 @@ import gymnasium as gym
 import numpy as np
 
 from minipg import checkpoint as ckpt
-from minipg import policies, presets, rundir
+from minipg import grpo_trainer, policies, presets, rundir
 from minipg.algos import a2c, ppo, reinforce, trpo
 from minipg.checkpoint import load, load_config, save_checkpoint  # noqa: F401  (re-exported)
 from minipg.checks import raise_if_non_finite
@@ -51,6 +51,9 @@ from minipg.snapshot import (RESUME_MAY_CHANGE, Checkpointer, Progress,  # noqa:
 from minipg.speed import training_speed
 
 ALGOS = {"reinforce": reinforce, "a2c": a2c, "ppo": ppo, "trpo": trpo}
+EPISODE_ALGOS = {"grpo": grpo_trainer}
+"""Algorithms with a loop of their own over whole episodes (same run directory, no resume)."""
+ALL_ALGOS = {**ALGOS, **EPISODE_ALGOS}
 CSV_FIELDS = ("iteration", "env_steps", "episodes", "mean_return", "mean_length",
               "learning_rate", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
               "grad_norm", "kl", "backtrack_step", "expected_improvement", "actual_improvement")
@@ -180,13 +183,16 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
                if value is None]
     if missing:
         raise TypeError(f"train() needs {', '.join(missing)} (or resume=RUN_DIR)")
-    if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
-    module = ALGOS[algo]
+    if algo not in ALL_ALGOS:
+        raise ValueError(f"algo must be one of {sorted(ALL_ALGOS)}, got {algo!r}")
     if not isinstance(preset, bool):
         raise TypeError(f"preset must be True or False, got {preset!r}")
     if "preset" in hyperparameters:
         raise TypeError("preset is recorded by minipg: pass preset=True or False")
+    if algo in EPISODE_ALGOS:               # no presets for these (yet)
+        return EPISODE_ALGOS[algo].train(env, total_steps, seed, run_dir, callback, overwrite,
+                                         factory, **hyperparameters)
+    module = ALGOS[algo]
     name = presets.preset_name(env, algo) if preset else None
     settings = presets.preset_for(env, algo) if name else {}
     config = make_config(module.Config, env_id=env, algo=algo, total_steps=total_steps,

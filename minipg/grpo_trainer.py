@@ -1,0 +1,123 @@
+"""`minipg train --algo grpo`: grpo_gym.train inside a run directory.
+
+GRPO on episodes has its own loop (minipg/algos/grpo_gym.py: whole episodes in groups that share
+a reset seed, no rollout collector, no critic), so it does not go through the trainer's
+collect -> update loop. This module gives that loop what a run of the other algorithms has:
+
+    config.json      the Config below, written before training starts
+    progress.csv     one row per update (CSV_FIELDS)
+    checkpoint.npz   the policy and the config (minipg.checkpoint, atomic), every
+                     CHECKPOINT_EVERY seconds, at the end, and when training stops early
+
+so that `minipg eval RUN_DIR`, `minipg.load(RUN_DIR)` and `minipg plot RUN_DIR` read it like any
+run. The checkpoint holds the policy after the last complete update, not the optimizer's or the
+generators' state: a grpo run cannot be resumed (yet).
+"""
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from minipg import checkpoint as ckpt
+from minipg import rundir
+from minipg.algos import grpo_gym
+from minipg.checks import raise_if_non_finite
+from minipg.config import make_config
+
+CSV_FIELDS = ("iteration", "env_steps", "episodes", "mean_return", "policy_loss", "clip_frac",
+              "grad_norm", "frac_all_equal")
+"""progress.csv's columns; mean_return is over the update's num_groups * group_size episodes."""
+CHECKPOINT_EVERY = 10.0
+"""Seconds of wall-clock between checkpoints."""
+
+
+@dataclass
+class Config(grpo_gym.Config):
+    """grpo_gym.Config, plus the algorithm's name that the run's files record."""
+    algo: str = "grpo"
+    """Algorithm name, recorded so that eval, load and plot know the run: always "grpo"."""
+
+    # Not fields (never flags, never saved): what an evaluation of the run reads. grpo_gym
+    # makes its env from a registered id, and evaluates within the env's own time limit.
+    env_factory = ""
+    eval_max_episode_steps = None
+
+    def validate(self):
+        super().validate()
+        if self.algo != "grpo":
+            raise ValueError(f"algo must be 'grpo' for this config, got {self.algo!r}")
+        return self
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def train(env_id, total_steps, seed, run_dir=None, callback=None, overwrite=False,
+          factory=None, **hyperparameters):
+    """GRPO on env_id for total_steps transitions, logged to a run directory; a TrainResult.
+
+    Called by minipg.trainer.train for algo="grpo" (the arguments mean the same there).
+    """
+    from minipg.trainer import TrainResult
+
+    if factory is not None:
+        raise ValueError("grpo trains on a registered gymnasium id, not an env factory (yet)")
+    config = make_config(Config, env_id=env_id, total_steps=total_steps, seed=seed,
+                         **hyperparameters)
+    run = rundir.claim(run_dir, f"{config.env_id}-grpo-seed{config.seed}", overwrite=overwrite)
+    log = None
+    try:
+        with ckpt.atomic_write(run.file("config.json"), "w", encoding="utf-8") as f:
+            f.write(config.to_json())
+        log = rundir.ProgressLog(run.file("progress.csv"), CSV_FIELDS)
+        path = run.file(ckpt.CHECKPOINT_FILE)
+        print(f"minipg grpo on {config.env_id}: groups of {config.group_size} episodes from "
+              f"{config.num_groups} reset seeds per update, {config.total_steps:,} "
+              f"transitions, seed {config.seed}; logging to {run.path}", flush=True)
+        latest = {}                       # the policy's arrays after the last complete update
+        saved = {"time": time.monotonic(), "iteration": 0}
+        config_json = np.array(config.to_json())
+
+        def save():
+            ckpt.write_checkpoint(path, {**latest["arrays"], "config": config_json})
+            saved.update(time=time.monotonic(), iteration=latest["iteration"])
+
+        def after_update(record, policy):
+            iteration = len(latest.get("history", [])) + 1
+            raise_if_non_finite(**{f"loss {k}": v for k, v in record.items()})
+            record = {"iteration": iteration,
+                      "episodes": iteration * config.num_groups * config.group_size, **record}
+            latest.setdefault("history", []).append(record)
+            log.write(record)
+            latest.update(arrays=policy.state("policy/"), iteration=iteration, policy=policy)
+            if time.monotonic() - saved["time"] >= CHECKPOINT_EVERY:
+                log.sync()
+                save()
+            print(f"update {iteration:4d} | step {record['env_steps']:>9,}/"
+                  f"{config.total_steps:,} | return {record['mean_return']:7.1f} | "
+                  f"pi_loss {record['policy_loss']:.4g} | all-equal groups "
+                  f"{record['frac_all_equal']:.2f}", flush=True)
+            return bool(callback is not None and callback(record, policy))
+
+        interrupted = False
+        try:
+            grpo_gym.train(config, after_update)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            # Whatever stopped training, the checkpoint holds the last complete update.
+            if latest.get("arrays") is not None and saved["iteration"] != latest["iteration"]:
+                log.sync()
+                save()
+    finally:
+        if log is not None:
+            log.close()
+        run.release()
+    history = latest.get("history", [])
+    if interrupted:
+        print(f"interrupted; the policy of update {saved['iteration']} is saved in {path} "
+              "(a grpo run cannot be resumed)", flush=True)
+    return TrainResult(path, history, config, run.path, latest.get("policy"), None,
+                       interrupted=interrupted)
