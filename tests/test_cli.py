@@ -206,3 +206,86 @@ def test_python_m_minipg_train_help_lists_the_field_docstrings():
     assert "--clip-coef" in done.stdout
     assert "clipped surrogate" in done.stdout           # the clip_coef field's docstring
     assert "--num-envs" in done.stdout
+
+
+# ------------------------------------------------------------------------------------------
+# --algo grpo: its own loop over groups of episodes, the same run directory
+# ------------------------------------------------------------------------------------------
+
+GRPO_ARGS = ["train", "--algo", "grpo", "--steps", "1500", "--num-groups", "2",
+             "--group-size", "4", "--hidden-sizes", "16"]
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tmp_path_factory):
+    from minipg.cli import cmd_train
+    run_dir = tmp_path_factory.mktemp("grpo") / "run"
+    result = cmd_train(GRPO_ARGS[1:] + ["--run-dir", str(run_dir)])
+    return run_dir, result
+
+
+def test_train_grpo_writes_config_progress_and_checkpoint(grpo_run):
+    from minipg.grpo_trainer import CSV_FIELDS, Config
+    run_dir, result = grpo_run
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["algo"], config["env_id"], config["total_steps"], config["group_size"],
+            config["num_groups"], config["hidden_sizes"]) == ("grpo", "CartPole-v1", 1500, 4, 2,
+                                                              [16])
+    lines = (run_dir / "progress.csv").read_text().splitlines()
+    assert lines[0] == ",".join(CSV_FIELDS)
+    rows = [dict(zip(CSV_FIELDS, line.split(","))) for line in lines[1:]]
+    assert len(rows) == len(result.history) >= 2                    # one row per update
+    steps = [int(row["env_steps"]) for row in rows]
+    assert steps == sorted(set(steps)) and steps[-2] < 1500 <= steps[-1]
+    # CartPole gives +1 per step: a batch's transitions are 8 times its mean return
+    assert steps[0] == pytest.approx(8 * float(rows[0]["mean_return"]))
+    assert [int(row["episodes"]) for row in rows] == [8 * (i + 1) for i in range(len(rows))]
+    assert all(0 <= float(row["frac_all_equal"]) <= 1 for row in rows)
+    saved = load_config(str(run_dir))
+    assert isinstance(saved, Config) and saved == result.config
+    # the checkpoint holds the policy after the last update
+    np.testing.assert_array_equal(minipg.load(str(run_dir)).params, result.policy.params)
+
+
+def test_grpo_run_is_evaluated_and_plotted_like_any_run(grpo_run, tmp_path, capsys):
+    run_dir, _ = grpo_run
+    assert main(["eval", str(run_dir), "--episodes", "3"]) == 0
+    assert "CartPole-v1, 3 episodes" in capsys.readouterr().out
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(run_dir), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grpo_progress_is_the_same_for_the_same_seed(grpo_run, tmp_path):
+    run_dir, _ = grpo_run
+    again = tmp_path / "again"
+    assert main(GRPO_ARGS + ["--run-dir", str(again)]) == 0
+    assert (again / "progress.csv").read_bytes() == (run_dir / "progress.csv").read_bytes()
+
+
+def test_grpo_help_lists_its_config_fields_with_their_docstrings(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--algo", "grpo", "--help"])
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--group-size" in text and "G, episodes per start state" in text
+    assert "--loss-agg" in text and "--num-envs" not in text
+
+
+@pytest.mark.parametrize("flag, value, name", [("--group-size", "0", "group_size"),
+                                               ("--baseline", "mean", "baseline")])
+def test_grpo_with_a_bad_value_exits_1_with_one_line_before_any_file(tmp_path, capsys, flag,
+                                                                     value, name):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--algo", "grpo", flag, value, "--run-dir", str(run_dir)]) == 1
+    assert name in error_line(capsys)
+    assert not run_dir.exists()
+
+
+def test_grpo_resume_is_refused_in_one_line_and_leaves_the_run_alone(grpo_run, capsys):
+    run_dir, _ = grpo_run
+    before = (run_dir / "progress.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir)]) == 1
+    assert "--resume is not supported for grpo yet" in error_line(capsys)
+    assert (run_dir / "progress.csv").read_bytes() == before
