@@ -247,6 +247,15 @@ def test_train_grpo_writes_config_progress_and_checkpoint(grpo_run):
     np.testing.assert_array_equal(minipg.load(str(run_dir)).params, result.policy.params)
 
 
+def test_grpo_run_trains_exactly_what_grpo_gym_train_trains(grpo_run):
+    from minipg.algos import grpo_gym
+    _, result = grpo_run
+    config = grpo_gym.Config(total_steps=1500, num_groups=2, group_size=4, hidden_sizes=(16,))
+    policy, history = grpo_gym.train(config)
+    assert [r["mean_return"] for r in history] == [r["mean_return"] for r in result.history]
+    np.testing.assert_array_equal(policy.params, result.policy.params)
+
+
 def test_grpo_run_is_evaluated_and_plotted_like_any_run(grpo_run, tmp_path, capsys):
     run_dir, _ = grpo_run
     assert main(["eval", str(run_dir), "--episodes", "3"]) == 0
