@@ -12,8 +12,9 @@ __all__ = ["returns", "train", "evaluate", "load", "__version__"]
 
 def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
           resume=None, overwrite=False, **hyperparameters):
-    """Train `algo` ("ppo", "a2c", "reinforce") on `env` (a registered id, or a callable that
-    returns a gymnasium.Env), or continue a run with resume=RUN_DIR; see minipg.trainer.train."""
+    """Train `algo` ("ppo", "a2c", "reinforce", "trpo", "grpo") on `env` (a registered id, or a
+    callable that returns a gymnasium.Env), or continue a run with resume=RUN_DIR; see
+    minipg.trainer.train."""
     from minipg.trainer import train as _train
     return _train(env, algo, total_steps, seed, run_dir=run_dir, callback=callback,
                   resume=resume, overwrite=overwrite, **hyperparameters)

@@ -164,6 +164,9 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     the hyperparameters given; preset=False trains with the generic defaults. callback(record, policy) is called after every iteration
     outside the timed training; returning True stops training (the run can be resumed).
 
+    algo="grpo" runs GRPO's own loop over groups of episodes (minipg/grpo_trainer.py) into the
+    same kind of run directory: a registered env id only, no preset, no resume.
+
     resume=RUN_DIR continues the run saved there, with its saved config (a run whose env was
     made by a factory needs the same factory as env). Arguments given besides it must agree
     with that config, except the fields in RESUME_MAY_CHANGE.
