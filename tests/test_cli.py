@@ -298,3 +298,26 @@ def test_grpo_resume_is_refused_in_one_line_and_leaves_the_run_alone(grpo_run, c
     assert main(["train", "--resume", str(run_dir)]) == 1
     assert "--resume is not supported for grpo yet" in error_line(capsys)
     assert (run_dir / "progress.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("stop, interrupted", [(KeyboardInterrupt, True), (ValueError, False)])
+def test_grpo_stopped_early_saves_the_policy_of_its_last_update(tmp_path, stop, interrupted):
+    seen = []
+
+    def callback(record, policy):
+        seen.append(policy.params.copy())
+        if len(seen) == 2:
+            raise stop("stop here")
+
+    run_dir = tmp_path / "run"
+    kwargs = dict(run_dir=str(run_dir), callback=callback, num_groups=2, group_size=4,
+                  hidden_sizes=(16,))
+    if interrupted:
+        result = minipg.train("CartPole-v1", "grpo", 100_000, 0, **kwargs)
+        assert result.interrupted and len(result.history) == 2
+    else:
+        with pytest.raises(ValueError, match="stop here"):
+            minipg.train("CartPole-v1", "grpo", 100_000, 0, **kwargs)
+    assert len((run_dir / "progress.csv").read_text().splitlines()) == 1 + 2
+    np.testing.assert_array_equal(minipg.load(str(run_dir)).params, seen[1])
+    assert not np.array_equal(seen[0], seen[1])
