@@ -18,6 +18,7 @@ import json
 import time
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 
 from minipg import checkpoint as ckpt
@@ -25,6 +26,7 @@ from minipg import rundir
 from minipg.algos import grpo_gym
 from minipg.checks import raise_if_non_finite
 from minipg.config import make_config
+from minipg.envs import check_spaces, make_env
 
 CSV_FIELDS = ("iteration", "env_steps", "episodes", "mean_return", "policy_loss", "clip_frac",
               "grad_norm", "frac_all_equal")
@@ -66,6 +68,7 @@ def train(env_id, total_steps, seed, run_dir=None, callback=None, overwrite=Fals
         raise ValueError("grpo trains on a registered gymnasium id, not an env factory (yet)")
     config = make_config(Config, env_id=env_id, total_steps=total_steps, seed=seed,
                          **hyperparameters)
+    _check_env(config.env_id)            # everything that can fail before the disk is used
     run = rundir.claim(run_dir, f"{config.env_id}-grpo-seed{config.seed}", overwrite=overwrite)
     log = None
     try:
@@ -121,3 +124,15 @@ def train(env_id, total_steps, seed, run_dir=None, callback=None, overwrite=Fals
               "(a grpo run cannot be resumed)", flush=True)
     return TrainResult(path, history, config, run.path, latest.get("policy"), None,
                        interrupted=interrupted)
+
+
+def _check_env(env_id):
+    """ValueError unless gymnasium makes env_id with flat observations and Discrete actions."""
+    env = make_env(env_id, 1, "sync")
+    try:
+        check_spaces(env, env_id)
+        if not isinstance(env.single_action_space, gym.spaces.Discrete):
+            raise ValueError(f"grpo needs Discrete actions (grpo_gym's policy is categorical); "
+                             f"{env_id} has {env.single_action_space}")
+    finally:
+        env.close()

@@ -321,3 +321,13 @@ def test_grpo_stopped_early_saves_the_policy_of_its_last_update(tmp_path, stop, 
     assert len((run_dir / "progress.csv").read_text().splitlines()) == 1 + 2
     np.testing.assert_array_equal(minipg.load(str(run_dir)).params, seen[1])
     assert not np.array_equal(seen[0], seen[1])
+
+
+@pytest.mark.parametrize("env, match", [("NoSuchEnv-v0", "NoSuchEnv-v0"),
+                                        ("Pendulum-v1", "Discrete actions")])
+def test_grpo_on_an_env_it_cannot_train_is_one_line_before_any_file(tmp_path, capsys, env,
+                                                                   match):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--algo", "grpo", "--env", env, "--run-dir", str(run_dir)]) == 1
+    assert match in error_line(capsys)
+    assert not run_dir.exists()
