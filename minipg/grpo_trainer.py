@@ -70,60 +70,64 @@ def train(env_id, total_steps, seed, run_dir=None, callback=None, overwrite=Fals
                          **hyperparameters)
     _check_env(config.env_id)            # everything that can fail before the disk is used
     run = rundir.claim(run_dir, f"{config.env_id}-grpo-seed{config.seed}", overwrite=overwrite)
-    log = None
+    log, interrupted = None, False
     try:
         with ckpt.atomic_write(run.file("config.json"), "w", encoding="utf-8") as f:
             f.write(config.to_json())
         log = rundir.ProgressLog(run.file("progress.csv"), CSV_FIELDS)
-        path = run.file(ckpt.CHECKPOINT_FILE)
         print(f"minipg grpo on {config.env_id}: groups of {config.group_size} episodes from "
               f"{config.num_groups} reset seeds per update, {config.total_steps:,} "
               f"transitions, seed {config.seed}; logging to {run.path}", flush=True)
-        latest = {}                       # the policy's arrays after the last complete update
-        saved = {"time": time.monotonic(), "iteration": 0}
-        config_json = np.array(config.to_json())
-
-        def save():
-            ckpt.write_checkpoint(path, {**latest["arrays"], "config": config_json})
-            saved.update(time=time.monotonic(), iteration=latest["iteration"])
-
-        def after_update(record, policy):
-            iteration = len(latest.get("history", [])) + 1
-            raise_if_non_finite(**{f"loss {k}": v for k, v in record.items()})
-            record = {"iteration": iteration,
-                      "episodes": iteration * config.num_groups * config.group_size, **record}
-            latest.setdefault("history", []).append(record)
-            log.write(record)
-            latest.update(arrays=policy.state("policy/"), iteration=iteration, policy=policy)
-            if time.monotonic() - saved["time"] >= CHECKPOINT_EVERY:
-                log.sync()
-                save()
-            print(f"update {iteration:4d} | step {record['env_steps']:>9,}/"
-                  f"{config.total_steps:,} | return {record['mean_return']:7.1f} | "
-                  f"pi_loss {record['policy_loss']:.4g} | all-equal groups "
-                  f"{record['frac_all_equal']:.2f}", flush=True)
-            return bool(callback is not None and callback(record, policy))
-
-        interrupted = False
+        logger = _Logger(config, log, run.file(ckpt.CHECKPOINT_FILE), callback)
         try:
-            grpo_gym.train(config, after_update)
+            grpo_gym.train(config, logger.after_update)
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            # Whatever stopped training, the checkpoint holds the last complete update.
-            if latest.get("arrays") is not None and saved["iteration"] != latest["iteration"]:
-                log.sync()
-                save()
+            logger.save_unless_saved()    # whatever stopped training: the last complete update
     finally:
         if log is not None:
             log.close()
         run.release()
-    history = latest.get("history", [])
     if interrupted:
-        print(f"interrupted; the policy of update {saved['iteration']} is saved in {path} "
-              "(a grpo run cannot be resumed)", flush=True)
-    return TrainResult(path, history, config, run.path, latest.get("policy"), None,
+        print(f"interrupted; the policy of update {logger.saved_iteration} is saved in "
+              f"{logger.path} (a grpo run cannot be resumed)" if logger.saved_iteration
+              else "interrupted before the first update ended: no checkpoint", flush=True)
+    return TrainResult(logger.path, logger.history, config, run.path, logger.policy, None,
                        interrupted=interrupted)
+
+
+class _Logger:
+    """grpo_gym.train's callback: a progress.csv row and a line per update, the policy's arrays
+    kept after each, written to the checkpoint every CHECKPOINT_EVERY seconds."""
+
+    def __init__(self, config, log, path, callback):
+        self.config, self.log, self.path, self.callback = config, log, path, callback
+        self.config_json = np.array(config.to_json())
+        self.history, self.policy, self.arrays = [], None, None
+        self.saved_iteration, self.last_save = 0, time.monotonic()
+
+    def after_update(self, record, policy):
+        config, iteration = self.config, len(self.history) + 1
+        raise_if_non_finite(**{f"loss {k}": v for k, v in record.items()})
+        record = {"iteration": iteration,
+                  "episodes": iteration * config.num_groups * config.group_size, **record}
+        self.log.write(record)
+        self.history.append(record)         # the rows written and the arrays kept: in step
+        self.policy, self.arrays = policy, policy.state("policy/")
+        if time.monotonic() - self.last_save >= CHECKPOINT_EVERY:
+            self.save_unless_saved()
+        print(f"update {iteration:4d} | step {record['env_steps']:>9,}/{config.total_steps:,} "
+              f"| return {record['mean_return']:7.1f} | pi_loss {record['policy_loss']:.4g} "
+              f"| all-equal groups {record['frac_all_equal']:.2f}", flush=True)
+        return bool(self.callback is not None and self.callback(record, policy))
+
+    def save_unless_saved(self):
+        if self.arrays is None or self.saved_iteration == len(self.history):
+            return
+        self.log.sync()                  # the rows this checkpoint counts are on disk
+        ckpt.write_checkpoint(self.path, {**self.arrays, "config": self.config_json})
+        self.saved_iteration, self.last_save = len(self.history), time.monotonic()
 
 
 def _check_env(env_id):
