@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 import minipg
@@ -66,30 +65,28 @@ def imitation_only(seed, n_demos):
     return task.accuracy(policy)
 
 
-def solve_grpo(seed, max_steps):
-    solved = {}
-
+def until_solved(seed, solved):
+    """A training callback: evaluate after every update; at the first 20-episode mean >= 475,
+    record the env steps and training seconds in `solved` and stop."""
     def check(record, policy):
         if evaluate(policy, "CartPole-v1", EVAL_EPISODES, seed=10_000 + seed).mean() >= SOLVED:
             solved.update(steps=record["env_steps"], seconds=record["wall_clock"])
             return True
         return False
+    return check
 
-    grpo_gym.train(grpo_gym.Config(total_steps=max_steps, seed=seed), callback=check)
+
+def solve_grpo(seed, max_steps):
+    solved = {}
+    grpo_gym.train(grpo_gym.Config(total_steps=max_steps, seed=seed),
+                   callback=until_solved(seed, solved))
     return solved.get("steps"), solved.get("seconds")
 
 
 def solve_ppo(seed, max_steps, run_dir):
     solved = {}
-
-    def check(record, policy):
-        if evaluate(policy, "CartPole-v1", EVAL_EPISODES, seed=10_000 + seed).mean() >= SOLVED:
-            solved.update(steps=record["env_steps"], seconds=record["wall_clock"])
-            return True
-        return False
-
-    minipg.train("CartPole-v1", "ppo", max_steps, seed, run_dir=run_dir, callback=check,
-                 log_every=-1)
+    minipg.train("CartPole-v1", "ppo", max_steps, seed, run_dir=run_dir,
+                 callback=until_solved(seed, solved), log_every=-1)
     return solved.get("steps"), solved.get("seconds")
 
 

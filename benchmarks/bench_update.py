@@ -12,7 +12,7 @@ g W^T is an outer product, computed the fastest way NumPy has (a broadcast multi
 takes 3x longer on it). Both are timed in
 the same run, alternating, best of several repeats, BLAS limited to one thread (as in training).
 
-    python benchmarks/bench_update.py                    # CartPole shapes: B = 251, 4 -> 64 -> 64 -> 2
+    python benchmarks/bench_update.py              # CartPole shapes: B = 251, 4-64-64-2
     python benchmarks/bench_update.py --obs-dim 17 --actions 6 --continuous   # MuJoCo-like
     python benchmarks/bench_update.py --batch 1024 --hidden 256 256
 

@@ -171,7 +171,7 @@ class Categorical:
         return actions
 
     def _rows(self, actions):
-        """(flat row index, flat action index): the entries a_i of the (n, K) table, n = prod(batch)."""
+        """(row index, action index) of the entries a_i of the (n, K) table, n = prod(batch)."""
         flat = actions.reshape(-1)
         return np.arange(flat.size), flat
 
@@ -230,7 +230,8 @@ class Categorical:
         actions = self._check_actions(actions)
         w, c = _loss_weights(grad_log_prob, grad_entropy, self.batch_shape, self.logits.dtype)
         grad_logits = self.probs * -w[..., None]                  # w_i * (0 - pi_i) ...
-        grad_logits.reshape(-1, self.n_actions)[self._rows(actions)] += w.reshape(-1)  # + w_i at a_i
+        rows = grad_logits.reshape(-1, self.n_actions)
+        rows[self._rows(actions)] += w.reshape(-1)                 # ... + w_i at a_i
         if c.any():
             grad_logits += c[..., None] * self.entropy_grad()
         return CategoricalGrads(grad_logits)

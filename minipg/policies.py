@@ -102,7 +102,8 @@ def join_params(*modules):
     """
     dtypes = {m.params.dtype for m in modules}
     if len(dtypes) != 1:
-        raise ValueError(f"modules must share one dtype to share a vector, got {sorted(map(str, dtypes))}")
+        raise ValueError(f"modules must share one dtype to share a vector, got "
+                         f"{sorted(map(str, dtypes))}")
     params = np.concatenate([m.params for m in modules])
     offset = 0
     for module in modules:

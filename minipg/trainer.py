@@ -161,8 +161,9 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     (default runs/<env>-<algo>-seed<seed>, or the first free runs/<env>-<algo>-seed<seed>-<k>)
     receives config.json, progress.csv and checkpoint.npz; an existing run_dir that holds files
     is refused unless overwrite=True. The preset of (env, algo) (minipg/presets.py) goes under
-    the hyperparameters given; preset=False trains with the generic defaults. callback(record, policy) is called after every iteration
-    outside the timed training; returning True stops training (the run can be resumed).
+    the hyperparameters given; preset=False trains with the generic defaults.
+    callback(record, policy) is called after every iteration outside the timed training;
+    returning True stops training (the run can be resumed).
 
     algo="grpo" runs GRPO's own loop over groups of episodes (minipg/grpo_trainer.py) into the
     same kind of run directory: a registered env id only, no preset, no resume.

@@ -49,7 +49,8 @@ def test_clipped_surrogate_gradient_matches_finite_differences_in_every_region()
         lambda: clipped_surrogate(log_prob, old_log_prob, advantages, CLIP)[0], log_prob, 1e-6)
     np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-10)
     # Zero exactly where the clip is the pessimistic term: A > 0 above 1 + eps, A < 0 below 1 - eps.
-    clipped_region = ((advantages > 0) & (ratio > 1 + CLIP)) | ((advantages < 0) & (ratio < 1 - CLIP))
+    clipped_region = (((advantages > 0) & (ratio > 1 + CLIP))
+                      | ((advantages < 0) & (ratio < 1 - CLIP)))
     assert clipped_region.sum() == 4
     assert (grad[clipped_region] == 0).all()
     np.testing.assert_allclose(grad[~clipped_region],

@@ -10,7 +10,7 @@ from minipg.algos.grpo import (all_equal_groups, clipped_token_loss, group_advan
                                kl_k3, token_weights)
 from minipg.distributions import Categorical
 from minipg.optim import SGD
-from minipg.sequence import SequencePolicy, response_mask
+from minipg.sequence import SequencePolicy
 
 EPS = 1e-4
 REWARDS = np.array([[1.0, 0.0, 0.0, 1.0],

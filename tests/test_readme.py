@@ -15,7 +15,8 @@ def test_the_readme_has_snippets():
     assert len(SNIPPETS) >= 3
 
 
-@pytest.mark.parametrize("code, expected", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
+@pytest.mark.parametrize("code, expected", SNIPPETS,
+                         ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
 def test_a_readme_snippet_prints_what_the_readme_shows(code, expected, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)

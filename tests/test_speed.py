@@ -8,7 +8,8 @@ from minipg import speed
 
 def test_inside_the_block_blas_has_one_thread_and_freed_memory_is_kept(monkeypatch):
     calls = []
-    monkeypatch.setattr(speed, "_mallopt", lambda: lambda param, value: calls.append((param, value)))
+    record = lambda param, value: calls.append((param, value))     # noqa: E731
+    monkeypatch.setattr(speed, "_mallopt", lambda: record)
     with speed.training_speed():
         assert all(pool["num_threads"] == 1 for pool in threadpool_info()
                    if pool["user_api"] == "blas")

@@ -10,6 +10,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from improvement import improvement_and_standard_error
+
 import minipg
 from minipg import trainer
 
@@ -20,15 +22,8 @@ def test_short_ppo_run_improves_the_return_beyond_four_standard_errors(tmp_path)
     """~0.6 s of PPO with the defaults on CartPole-v1, seed 0; 30 evaluation episodes each of
     the trained policy and of an untrained one of the same architecture (same env seeds)."""
     result = minipg.train("CartPole-v1", "ppo", 8192, 0, run_dir=str(tmp_path), log_every=-1)
-    env = trainer.make_env("CartPole-v1", 1)
-    untrained = trainer.make_policy(env, result.config, np.random.default_rng(123))
-    env.close()
-    n = 30
-    trained_returns = trainer.evaluate(result.policy, "CartPole-v1", n, seed=1000)
-    initial_returns = trainer.evaluate(untrained, "CartPole-v1", n, seed=1000)
-    se = math.sqrt(trained_returns.var(ddof=1) / n + initial_returns.var(ddof=1) / n)
-    improvement = trained_returns.mean() - initial_returns.mean()
-    assert improvement > 4 * se, (trained_returns.mean(), initial_returns.mean(), se)
+    improvement, se = improvement_and_standard_error(result)
+    assert improvement > 4 * se, (improvement, se)
     # The saved checkpoint is the trained policy.
     loaded = minipg.load(result.checkpoint)
     np.testing.assert_array_equal(loaded.params, result.policy.params)

@@ -22,7 +22,8 @@ from minipg.optim import clip_grad_norm, global_norm
 def score_function_loss(log_prob, psi, denominator):
     """The vanilla policy-gradient surrogate and its gradient with respect to log_prob:
 
-        L = -(1 / denominator) * sum_i psi_i * log pi(a_i|s_i),    dL/d log_prob_i = -psi_i / denominator
+        L = -(1 / denominator) * sum_i psi_i * log pi(a_i|s_i)
+        dL/d log_prob_i = -psi_i / denominator
 
     Its gradient is minus the estimate (1/denominator) sum_i psi_i * score_i of grad J.
     denominator = B averages per step; the number of episodes averages per trajectory.

@@ -4,7 +4,7 @@ The data was collected by pi_old; we want several gradient steps on it without t
 far. Importance sampling turns the on-policy objective into one on old data:
 
     ratio_i      = pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(log_prob_i - old_log_prob_i)
-    L_CLIP       = mean_i  max( -A_i * ratio_i,  -A_i * clip(ratio_i, 1 - clip_coef, 1 + clip_coef) )
+    L_CLIP       = mean_i max(-A_i * ratio_i, -A_i * clip(ratio_i, 1 - clip_coef, 1 + clip_coef))
 
 The max (of the negated objective) is pessimistic: once the ratio has moved past the clip range
 in the direction that helps, the clipped term wins and its gradient is zero, so the step stops
@@ -159,7 +159,8 @@ def update(rollout, policy, value_fn, optim, config, rng):
 
     # 2. Flatten the real transitions into one batch (reset steps are not transitions).
     mask = rollout.mask
-    b_obs, b_actions, b_old_log_prob = rollout.obs[mask], rollout.actions[mask], rollout.log_prob[mask]
+    b_obs, b_actions = rollout.obs[mask], rollout.actions[mask]
+    b_old_log_prob = rollout.log_prob[mask]
     b_advantages, b_returns, b_values = advantages[mask], returns[mask], rollout.values[mask]
     batch_size = len(b_obs)
     # num_minibatches slices whose sizes differ by at most one (never a trailing one-sample
