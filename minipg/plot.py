@@ -66,14 +66,28 @@ def _config(run):
         return None
 
 
+def _defaults(algo):
+    """The algorithm's config defaults (a field a run's older config.json lacks had that value)."""
+    import dataclasses
+
+    from minipg.trainer import ALGOS
+
+    if algo not in ALGOS:
+        return {}
+    return json.loads(json.dumps(dataclasses.asdict(ALGOS[algo].Config())))   # tuples -> lists
+
+
 def group_by_seed(runs):
     """The runs in groups that differ only in seed (NOT_COMPARED), in the order first seen.
 
-    A run without a readable config.json is a group of its own.
+    A field missing from a config.json (written before the field existed) counts as its
+    default. A run without a readable config.json is a group of its own.
     """
     groups, keys = [], []
     for run in runs:
         config = _config(run)
+        if config is not None:
+            config = {**_defaults(config.get("algo")), **config}
         key = None if config is None else json.dumps(
             {k: v for k, v in config.items() if k not in NOT_COMPARED}, sort_keys=True)
         if key is not None and key in keys:

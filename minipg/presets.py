@@ -102,8 +102,10 @@ def header(config):
     """The run header's line about the preset: which one, its values, and which of them the
     run's own arguments replaced."""
     if not config.preset:
-        return (f"no preset for {config.env_id}/{config.algo}: minipg's generic defaults "
-                "(tuned on CartPole-v1 only)")
+        name = preset_name(config.env_id, config.algo)
+        return ((f"preset {name} not applied (preset=False)" if name else
+                 f"no preset for {config.env_id}/{config.algo}")
+                + ": minipg's generic defaults (tuned on CartPole-v1 only)")
     env_id, algo = config.preset.rsplit("/", 1)
     settings = PRESETS[(env_id, algo)]
     replaced = [name for name, value in settings.items() if getattr(config, name) != value]

@@ -102,8 +102,11 @@ def _make_rendering_env(env):
 
     if not os.environ.get("DISPLAY"):
         # MuJoCo's renderer needs an OpenGL context; without a display, EGL gives one (read
-        # when gymnasium first imports MuJoCo's renderer; a MUJOCO_GL of your own wins).
+        # when gymnasium first imports MuJoCo's renderer). pygame draws rgb_array frames off
+        # screen: its dummy video driver spares SDL's complaint about the missing display.
+        # Settings of your own win.
         os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if isinstance(env, str):
         return gym.make(env, render_mode="rgb_array")
     try:

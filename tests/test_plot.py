@@ -32,6 +32,10 @@ def test_runs_that_differ_only_in_seed_are_one_group(tmp_path):
     c = fake_run(tmp_path, "c", 2, [5, 6], learning_rate=3e-4)  # another config
     d = fake_run(tmp_path, "d", 2, [7, 8])
     assert group_by_seed([a, b, c, d]) == [[a, b, d], [c]]
+    # A config written before a field existed holds its default: the same config.
+    e = fake_run(tmp_path, "e", 3, [1, 2], noise_correlation=0.0)
+    f = fake_run(tmp_path, "f", 4, [1, 2], noise_correlation=0.5)
+    assert group_by_seed([a, e, f]) == [[a, e], [f]]
 
 
 def test_the_curve_is_the_mean_and_the_band_the_min_and_max_over_seeds():

@@ -36,7 +36,8 @@ def test_the_preset_is_applied_under_the_arguments_given(tmp_path, capsys):
     assert "preset Pendulum-v1/ppo" in out and "gamma=0.9" in out
     assert "replaced by your arguments: num_steps=4, learning_rate=0.0005" in out
     generic = minipg.train("Pendulum-v1", "ppo", run_dir=str(tmp_path / "b"), preset=False,
-                           num_steps=4, **TINY).config
+                           num_steps=4, **{**TINY, "log_every": 0}).config
+    assert "preset Pendulum-v1/ppo not applied (preset=False)" in capsys.readouterr().out
     defaults = ALGOS["ppo"].Config()
     assert generic.preset == "" and generic.gamma == defaults.gamma != preset["gamma"]
 
