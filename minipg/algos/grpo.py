@@ -226,20 +226,27 @@ class Config:
 
     def validate(self):
         """Raise TypeError (wrong type) or ValueError (wrong value) naming the first bad field."""
-        for name in ("num_prompts", "num_updates", "num_iterations"):
+        for name in ("num_prompts", "num_updates"):
             check_int(name, getattr(self, name), 1)
-        check_int("group_size", self.group_size, 2 if self.baseline == "leave_one_out" else 1)
-        check_int("seed", self.seed, 0)
-        check_real("learning_rate", self.learning_rate, 0.0, low_inclusive=False)
+        check_group_fields(self)
         check_real("temperature", self.temperature, 0.0, low_inclusive=False)
-        check_choice("baseline", self.baseline, BASELINES)
-        check_choice("scale", self.scale, SCALES)
-        check_choice("loss_agg", self.loss_agg, LOSS_AGGREGATIONS)
-        for name in ("adv_eps", "kl_coef", "ent_coef", "max_grad_norm"):
-            check_real(name, getattr(self, name), 0.0)
-        check_real("eps_low", self.eps_low, 0.0, 1.0)
-        check_real("eps_high", self.eps_high, 0.0)
+        check_real("kl_coef", self.kl_coef, 0.0)
         return self
+
+
+def check_group_fields(config):
+    """The checks of the fields every GRPO config has (this one and grpo_gym's): the group,
+    the advantage, the clipped ratio, the optimizer and the seed."""
+    check_int("num_iterations", config.num_iterations, 1)
+    check_int("group_size", config.group_size, 2 if config.baseline == "leave_one_out" else 1)
+    check_int("seed", config.seed, 0)
+    check_real("learning_rate", config.learning_rate, 0.0, low_inclusive=False)
+    check_choice("baseline", config.baseline, BASELINES)
+    check_choice("scale", config.scale, SCALES)
+    check_choice("loss_agg", config.loss_agg, LOSS_AGGREGATIONS)
+    for name in ("adv_eps", "ent_coef", "max_grad_norm", "eps_high"):
+        check_real(name, getattr(config, name), 0.0)
+    check_real("eps_low", config.eps_low, 0.0, 1.0)
 
 
 def update(policy, optim, tokens, mask, start, rewards, config, ref_policy=None):
