@@ -13,7 +13,7 @@ Two builds of the same kernels. `minipg._kernels` is compiled for the baseline o
 architecture (on x86-64: SSE2, two doubles or four floats per instruction), so it runs on any CPU
 of that architecture. On x86-64, `minipg._kernels_avx2` (ext/_kernels_avx2.pyx, which includes
 _kernels.pyx) is the same source compiled with AVX2 and FMA: twice as many elements per
-instruction. minipg.returns uses it when the CPU can run it, checked at import (NumPy dispatches
+instruction. minipg.core.returns uses it when the CPU can run it, checked at import (NumPy dispatches
 its own loops the same way). Set MINIPG_NO_AVX2=1 to build the baseline only.
 """
 import os

@@ -22,7 +22,8 @@ import time
 import numpy as np
 
 import minipg
-from minipg.trainer import ALGOS, evaluate
+from minipg.algos.registry import ALGOS
+from minipg.run.evaluate import evaluate
 
 SOLVED = 475.0
 EVAL_EPISODES = 20

@@ -1,6 +1,6 @@
 """minipg's presets on standard benchmarks, beside the published results.
 
-For each env: train PPO with its preset (minipg/presets.py) on seeds 0, 1, 2 for the env's
+For each env: train PPO with its preset (minipg/run/presets.py) on seeds 0, 1, 2 for the env's
 step budget, then evaluate each final policy on 20 episodes of the stochastic policy (the env's
 own rewards, seeds 10_000 + seed). The table gives the mean +- std over the seeds of those
 20-episode means, each seed's mean, the same for the deterministic policy (the mean action: how
@@ -33,8 +33,8 @@ import gymnasium as gym
 import numpy as np
 
 import minipg
-from minipg import presets
-from minipg.checkpoint import atomic_write
+from minipg.run import presets
+from minipg.run.files import atomic_write
 
 EVAL_EPISODES = 20
 
@@ -133,13 +133,13 @@ def print_table(results):
 
 def figure(results, path):
     """One panel per env with recorded runs: mean over seeds, min-max band, target and
-    reference as dashed lines (minipg.plot.draw, as `minipg plot` draws them)."""
+    reference as dashed lines (minipg.tools.plot.draw, as `minipg plot` draws them)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from minipg.checkpoint import atomic_output
-    from minipg.plot import draw
+    from minipg.run.files import atomic_output
+    from minipg.tools.plot import draw
 
     envs = [env_id for env_id in BENCHMARKS if results.get(env_id, {}).get("seeds")]
     columns = min(3, len(envs))

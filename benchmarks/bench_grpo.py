@@ -24,9 +24,9 @@ from threadpoolctl import threadpool_limits
 
 import minipg
 from minipg.algos import grpo, grpo_gym
-from minipg.algos.imitation import warm_start
-from minipg.tasks.addition import AdditionTask
-from minipg.trainer import evaluate
+from minipg.lm.imitation import warm_start
+from minipg.lm.addition import AdditionTask
+from minipg.run.evaluate import evaluate
 
 N_DEMOS = 700
 MORE_DEMOS = (1000, 1500, 2000, 3000)

@@ -5,12 +5,12 @@
 For GAE and for reward-to-go (with bootstrap values) over (T, N) rollouts, in float64 and
 float32, the table gives nanoseconds per element (T * N elements) for:
 
-  compiled  the Cython kernel called directly, output preallocated: the build minipg.returns
+  compiled  the Cython kernel called directly, output preallocated: the build minipg.core.returns
             uses on this CPU (minipg._kernels_avx2 on x86-64 with AVX2, else minipg._kernels)
   baseline  the same kernel from the baseline build (minipg._kernels, SSE2 on x86-64), which
             runs on every CPU of the architecture; equal to `compiled` when that is the one used
-  public    minipg.returns.gae / reward_to_go: input checks (check_finite=True), a fresh output
-  ref       the NumPy reference in minipg/returns.py (a Python loop over t)
+  public    minipg.core.returns.gae / reward_to_go: input checks (check_finite=True), a fresh output
+  ref       the NumPy reference in minipg/core/returns.py (a Python loop over t)
   loop      the usual pure-Python approach, written below the way PyTorch PPO implementations
             write it: a backwards `for t` loop with NumPy operations over the N environments
   lfilter   scipy.signal.lfilter per episode segment and environment (the discount_cumsum trick
@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-import minipg.returns as R
+import minipg.core.returns as R
 from minipg import _kernels as baseline_kernels
 
 _kernels = R._kernels            # the build the public functions use here

@@ -25,9 +25,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from minipg.algos import ppo
-from minipg.config import make_config
-from minipg.optim import Adam
-from minipg.policies import CategoricalPolicy, GaussianPolicy, ValueFunction, join_params
+from minipg.algos.config import make_config
+from minipg.core.optim import Adam
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.value import ValueFunction
+from minipg.core.heads import join_params
 
 
 def best_time(function, repeats=7, min_seconds=0.2):

@@ -26,7 +26,7 @@ every BLAS / OpenMP pool):
     final eval    mean +- std of 20 episodes of the policy that run ended with.
     cold start s  a fresh Python process, from its launch to the library's first env step:
                   interpreter, imports, building the agent (measured once per seed in turn).
-The evaluation is the same code and the same seeds for both libraries: minipg.trainer.evaluate
+The evaluation is the same code and the same seeds for both libraries: minipg.run.loop.evaluate
 steps 20 CartPole copies, and each policy gives its action probabilities, from which the same
 inverse-CDF draw on the same NumPy Generator picks the actions (SampledActor).
 
@@ -83,7 +83,7 @@ MINIPG_AS_SB3 = dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=
 
 
 class SampledActor:
-    """The act() that minipg.trainer.evaluate calls, for a policy given by its probabilities.
+    """The act() that minipg.run.loop.evaluate calls, for a policy given by its probabilities.
 
     probs_fn(obs) -> (N, K) action probabilities. The action is drawn by inverting the CDF with
     one uniform from the evaluation's Generator: a = #{k : cdf_k <= u}, the first k with
@@ -104,7 +104,7 @@ class SampledActor:
 
 def evaluate(actor, seed):
     """Returns of EVAL_EPISODES episodes of the stochastic policy (minipg's evaluation loop)."""
-    from minipg.trainer import evaluate as evaluate_episodes
+    from minipg.run.evaluate import evaluate as evaluate_episodes
     return evaluate_episodes(actor, ENV_ID, EVAL_EPISODES, seed=seed)
 
 

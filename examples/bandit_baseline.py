@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minipg.exact import Episodes, TabularMDP
+from minipg.exact.mdp import Episodes, TabularMDP
 
 REWARDS = np.array([[12.0, 7.0],       # s1: a1, a2
                     [2.0, 5.0]])       # s2: a1, a2

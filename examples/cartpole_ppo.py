@@ -6,7 +6,7 @@ The environment, CartPole-v1 (gymnasium):
 - reward +1 on EVERY step, the last one included, so an episode's return is its length.
 - terminated when the pole leans past +-12 degrees or the cart leaves +-2.4: a real end, V = 0.
 - truncated after 500 steps: a time limit, not a failure, so the return is bootstrapped with
-  V(final observation) there (minipg/rollout.py keeps the two flags apart to the end).
+  V(final observation) there (minipg/envs/rollout.py keeps the two flags apart to the end).
 - "solved" is a mean return of 475 over 100 consecutive episodes; here we ask the same mean of
   20 evaluation episodes of the stochastic policy (the policy as trained, actions sampled).
 
@@ -27,7 +27,7 @@ import argparse
 import time
 
 import minipg
-from minipg.trainer import evaluate
+from minipg.run.evaluate import evaluate
 
 ENV_ID = "CartPole-v1"
 SOLVED = 475.0            # mean return that counts as solved
@@ -62,7 +62,7 @@ def main(steps=100_000, seed=0, run_dir=None, plot=None):
 
     # 4. Plotting from Python is the same function `minipg plot` calls: return vs env steps.
     if plot:
-        from minipg.plot import plot_runs
+        from minipg.tools.plot import plot_runs
         plot_runs([result.run_dir], plot, title=f"PPO on {ENV_ID}, seed {seed}")
         print(f"wrote {plot}")
     return result, returns

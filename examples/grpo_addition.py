@@ -1,13 +1,13 @@
 """GRPO teaches a tiny language model the addition its demonstrations did not.
 
-The task (minipg/tasks/addition.py): two-digit sums, the answer written ones digit first,
+The task (minipg/lm/addition.py): two-digit sums, the answer written ones digit first,
 "07+45=" -> "25<eos>". The verifier gives 1 for exactly the answer and 0 otherwise. 1,000 of
 the 10,000 pairs are held out: no demonstration and no training prompt is ever one of them.
 
-The policy (minipg/sequence.py): token and position embeddings, a window of the 9 tokens
+The policy (minipg/lm/sequence.py): token and position embeddings, a window of the 9 tokens
 before the next one, a 128-128 tanh MLP, a softmax over 14 tokens; every gradient by hand.
 
-1. Imitation. Cross-entropy on 700 demonstrations (minipg/algos/imitation.py), 60 epochs: the
+1. Imitation. Cross-entropy on 700 demonstrations (minipg/lm/imitation.py), 60 epochs: the
    training answers are memorised, and the held-out accuracy stops near 45%.
 2. GRPO (minipg/algos/grpo.py). Each update draws 32 fresh training prompts, samples 8 answers
    to each, asks the verifier, and weighs every token of an answer by how much better than its
@@ -25,8 +25,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from minipg.algos import grpo
-from minipg.algos.imitation import warm_start
-from minipg.tasks.addition import AdditionTask, decode, encode_prompts
+from minipg.lm.imitation import warm_start
+from minipg.lm.addition import AdditionTask, decode, encode_prompts
 
 N_DEMOS = 700
 EVAL_EVERY = 50

@@ -17,7 +17,7 @@ whose one verdict comes at the end of a response, the critic is what is hard to 
 import argparse
 
 from minipg.algos import grpo_gym
-from minipg.trainer import evaluate
+from minipg.run.evaluate import evaluate
 
 SOLVED = 475.0
 

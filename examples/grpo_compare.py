@@ -10,7 +10,7 @@ sample 256 responses per update for `--updates` updates; the curves put held-out
 - REINFORCE with a leave-one-out baseline (RLOO): the same code with baseline="leave_one_out",
   scale="none", one step per batch (the ratio is 1, nothing clips) and loss_agg="dr_grpo" (a
   plain sum over each response's tokens): the unbiased estimator of tests/test_grpo_exact.py.
-- PPO with a learned per-token critic (minipg/algos/token_ppo.py): 256 prompts x 1 response,
+- PPO with a learned per-token critic (minipg/lm/token_ppo.py): 256 prompts x 1 response,
   GAE over the tokens from a second network V(x, y_<t), 2 clipped steps per batch.
 
     python examples/grpo_compare.py [--seeds 0 1 2] [--updates 600] [--plot PNG]
@@ -23,9 +23,10 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from minipg.algos import grpo, token_ppo
-from minipg.algos.imitation import warm_start
-from minipg.tasks.addition import AdditionTask
+from minipg.algos import grpo
+from minipg.lm import token_ppo
+from minipg.lm.imitation import warm_start
+from minipg.lm.addition import AdditionTask
 
 N_DEMOS = 700
 EVAL_EVERY = 50

@@ -3,7 +3,7 @@
 A PPO update takes many gradient steps on one batch of episodes, collected by pi_old. After
 the first step the policy being improved, pi_theta, is no longer the one that acted. This
 script follows theta from theta_old uphill (along grad J(theta_old)) and computes, by listing
-every trajectory (minipg.exact_is), the exact mean and variance of four estimates of
+every trajectory (minipg.exact.importance), the exact mean and variance of four estimates of
 grad J(theta) made from episodes of pi_old, each with the old critic V_old as its baseline
 (delta_k: its TD residuals, A_t = G_t - V_old(s_t) = sum_{k>=t} delta_k):
 
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minipg.exact import TabularMDP
-from minipg.exact_is import (kl, off_policy_episode_grads, off_policy_moments, ratios,
+from minipg.exact.mdp import TabularMDP
+from minipg.exact.importance import (kl, off_policy_episode_grads, off_policy_moments, ratios,
                              weight_second_moment)
-from minipg.exact_mdps import layered_mdp
+from minipg.exact.examples import layered_mdp
 
 H, WIDTH, N_ACTIONS = 6, 2, 3
 CLIP_COEF = 0.2

@@ -1,7 +1,7 @@
 """Exact vanilla vs exact natural gradient ascent on a small MDP: the plateau of a
 near-deterministic policy, and how the natural gradient crosses it.
 
-The MDP (minipg.exact.TabularMDP, every trajectory enumerated, so J and its gradients are exact):
+The MDP (minipg.exact.mdp.TabularMDP, every trajectory enumerated, so J and its gradients are exact):
 a chain of 4 states, start in state 0, horizon 8, no discount. Action "right" moves one state
 along (and stays in the last one), action "back" returns to state 0. The only reward is 1 for
 "right" in the last state, so the best policy walks right: J = 5 (three steps to the end, then
@@ -17,7 +17,7 @@ Two ascents, theta <- theta + learning_rate * direction:
   probability of the rare action AND by the rare visits to the states where it pays: from the
   near-deterministic start no entry exceeds 5.2e-7. A plateau, crossed in a number of iterations
   that grows like 1 / learning_rate.
-- natural: direction = pinv(F) grad J (minipg.exact_fisher.natural_gradient), F the Fisher of
+- natural: direction = pinv(F) grad J (minipg.exact.fisher.natural_gradient), F the Fisher of
   the trajectory distribution. It is the visit-weighted advantage, centred per state: the visits
   and pi cancel. In the last state, where "right" pays, it moves theta by 0.51 in the first
   iteration, though that state is almost never reached; then the state before it, and so on
@@ -35,8 +35,8 @@ import argparse
 
 import numpy as np
 
-from minipg.exact import TabularMDP
-from minipg.exact_fisher import natural_gradient
+from minipg.exact.mdp import TabularMDP
+from minipg.exact.fisher import natural_gradient
 
 N_STATES, HORIZON = 4, 8
 BACK, RIGHT = 0, 1

@@ -14,7 +14,7 @@ The environment, Pendulum-v1 (gymnasium):
   policy within 300,000 env steps. A good swing-up averages about -150 to -200: episodes that
   start hanging down cost a few hundred whatever the policy.
 
-The policy (minipg/policies.py, GaussianPolicy) is
+The policy (minipg/core/policies.py, GaussianPolicy) is
 
     pi(a|s) = N(mu_theta(s), sigma^2),   mu from an MLP, log sigma one learned number,
     log pi(a|s) = -(a - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2,
@@ -35,14 +35,14 @@ import time
 import numpy as np
 
 import minipg
-from minipg.trainer import evaluate
+from minipg.run.evaluate import evaluate
 
 ENV_ID = "Pendulum-v1"
 TARGET = -300.0
 EVAL_EPISODES = 20
 
 # ppo.Config's generic defaults were tuned on CartPole; Pendulum needs its own. These are the
-# Pendulum-v1/ppo preset (minipg/presets.py, applied automatically), spelled out with why:
+# Pendulum-v1/ppo preset (minipg/run/presets.py, applied automatically), spelled out with why:
 PENDULUM_PPO = dict(
     # A batch of N * T = 16 * 250 = 4,000 steps; 300,000 / 4,000 = 75 updates exactly.
     # Gymnasium has no NumPy-vectorized Pendulum, so the N envs are stepped one after another
@@ -91,7 +91,7 @@ def main(steps=300_000, seed=0, run_dir=None, plot=None):
     print(f"learning curve:  minipg plot {result.run_dir} --out pendulum_ppo.png")
 
     if plot:
-        from minipg.plot import plot_runs
+        from minipg.tools.plot import plot_runs
         plot_runs([result.run_dir], plot, title=f"PPO on {ENV_ID}, seed {seed}")
         print(f"wrote {plot}")
     return result, returns

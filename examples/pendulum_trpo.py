@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 import minipg
-from minipg.trainer import evaluate
+from minipg.run.evaluate import evaluate
 
 ENV_ID = "Pendulum-v1"
 TARGET = -250.0

@@ -1,6 +1,6 @@
 """`python -m minipg train | eval | plot`: the same as the `minipg` command."""
 import sys
 
-from minipg.cli import main
+from minipg.tools.cli import main
 
 sys.exit(main())

@@ -1,8 +1,8 @@
-"""Statistical helpers shared by the tests of minipg.exact and its companions; the small MDPs
-they use live in minipg.exact_mdps."""
+"""Statistical helpers shared by the tests of minipg.exact.mdp and its companions; the small MDPs
+they use live in minipg.exact.examples."""
 import numpy as np
 
-from minipg.exact_mdps import layered_mdp, random_mdp, stay_or_leave_mdp, three_step_mdp  # noqa: F401
+from minipg.exact.examples import layered_mdp, random_mdp, stay_or_leave_mdp, three_step_mdp  # noqa: F401
 
 
 def standard_errors(per_episode):

@@ -3,16 +3,18 @@ import math
 
 import numpy as np
 
-from minipg import trainer
+import minipg
+from minipg.envs.make import make_env
+from minipg.run.build import make_policy
 
 
 def improvement_and_standard_error(result, n=30):
     """(mean return of the trained policy - mean of an untrained one, its standard error), each
     over n CartPole-v1 episodes with the same env seeds."""
-    env = trainer.make_env("CartPole-v1", 1)
-    untrained = trainer.make_policy(env, result.config, np.random.default_rng(123))
+    env = make_env("CartPole-v1", 1)
+    untrained = make_policy(env, result.config, np.random.default_rng(123))
     env.close()
-    trained_returns = trainer.evaluate(result.policy, "CartPole-v1", n, seed=1000)
-    initial_returns = trainer.evaluate(untrained, "CartPole-v1", n, seed=1000)
+    trained_returns = minipg.evaluate(result.policy, "CartPole-v1", n, seed=1000)
+    initial_returns = minipg.evaluate(untrained, "CartPole-v1", n, seed=1000)
     se = math.sqrt(trained_returns.var(ddof=1) / n + initial_returns.var(ddof=1) / n)
     return trained_returns.mean() - initial_returns.mean(), se

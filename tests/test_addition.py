@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.algos.imitation import cross_entropy, fit
-from minipg.sequence import SequencePolicy
-from minipg.tasks.addition import (EOS, EQUALS, MAX_ANSWER_LEN, PAD, PLUS, PROMPT_LEN,
+from minipg.lm.imitation import cross_entropy, fit
+from minipg.lm.sequence import SequencePolicy
+from minipg.lm.addition import (EOS, EQUALS, MAX_ANSWER_LEN, PAD, PLUS, PROMPT_LEN,
                                    VOCAB_SIZE, AdditionTask, answer_tokens, decode,
                                    encode_prompts)
 

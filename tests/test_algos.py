@@ -12,15 +12,18 @@ from gradcheck import numerical_gradient, relative_error
 from toy_env import OBS_DIM, make_env
 
 from minipg.algos import a2c, ppo, reinforce
-from minipg.algos.common import normalize, score_function_loss
+from minipg.core.losses import normalize, score_function_loss
 from minipg.algos.ppo import clipped_surrogate
-from minipg.config import make_config
-from minipg.distributions import Categorical
-from minipg.optim import Adam
-from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state,
-                             join_params, value_loss)
-from minipg.returns import gae_reference, reward_to_go_reference
-from minipg.rollout import RolloutCollector
+from minipg.algos.config import make_config
+from minipg.core.distributions import Categorical
+from minipg.core.optim import Adam
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.value import ValueFunction
+from minipg.run.checkpoint import from_state
+from minipg.core.heads import join_params
+from minipg.core.losses import value_loss
+from minipg.core.returns import gae_reference, reward_to_go_reference
+from minipg.envs.rollout import RolloutCollector
 
 CLIP = 0.2
 

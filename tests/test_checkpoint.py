@@ -8,15 +8,16 @@ import stat
 import numpy as np
 import pytest
 
-from minipg import checkpoint as ckpt
-from minipg import rundir
-from minipg.checkpoint import CheckpointError
-from minipg.policies import CategoricalPolicy, load
-from minipg.rundir import ProgressLog, RunDirError
+from minipg.run import checkpoint as ckpt
+from minipg.run import files, rundir
+from minipg.run.checkpoint import CheckpointError
+from minipg.core.policies import CategoricalPolicy
+from minipg.run.checkpoint import load, save_policy
+from minipg.run.rundir import ProgressLog, RunDirError
 
 
 def temporaries(folder):
-    return [name for name in os.listdir(folder) if ckpt.TEMP_MARK in name]
+    return [name for name in os.listdir(folder) if files.TEMP_MARK in name]
 
 
 # ------------------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     path = tmp_path / "config.json"
     with ckpt.atomic_write(path, "w") as f:
         f.write("{}")
-    expected = 0o666 & ~ckpt._UMASK
+    expected = 0o666 & ~files._UMASK
     assert stat.S_IMODE(os.stat(path).st_mode) == expected
 
 
@@ -57,7 +58,7 @@ def test_remove_temporaries_deletes_only_what_atomic_write_leaves(tmp_path):
     (tmp_path / ".checkpoint.npz.abc123.minipg-tmp.npz").write_bytes(b"partial")
     (tmp_path / ".hidden").write_text("mine")
     (tmp_path / "checkpoint.npz").write_bytes(b"good")
-    assert ckpt.remove_temporaries(tmp_path) == [".checkpoint.npz.abc123.minipg-tmp.npz"]
+    assert files.remove_temporaries(tmp_path) == [".checkpoint.npz.abc123.minipg-tmp.npz"]
     assert sorted(os.listdir(tmp_path)) == [".hidden", "checkpoint.npz"]
 
 
@@ -78,21 +79,21 @@ def test_a_checkpoint_carries_the_format_marker_and_version(tmp_path):
 
 def test_policy_save_is_atomic_and_checked_on_load(tmp_path):
     policy = CategoricalPolicy(4, 2, hidden_sizes=(8,), rng=0)
-    path = policy.save(tmp_path / "policy")
+    path = save_policy(policy, tmp_path / "policy")
     assert path.endswith("policy.npz") and temporaries(tmp_path) == []
     assert ckpt.read_checkpoint(path).version == ckpt.FORMAT_VERSION
     np.testing.assert_array_equal(load(path).params, policy.params)
     (tmp_path / "notes.npz").write_text("not an archive")
     with pytest.raises(CheckpointError, match="not an .npz archive"):
         load(tmp_path / "notes.npz")
-    with pytest.raises(CheckpointError, match="holds a single object"):
+    with pytest.raises(CheckpointError, match="holds a single policy saved by save_policy"):
         ckpt.load_config(path)
 
 
 def test_a_value_function_file_is_not_a_policy(tmp_path):
-    from minipg.policies import ValueFunction
+    from minipg.core.value import ValueFunction
 
-    path = ValueFunction(4, hidden_sizes=(8,), rng=0).save(tmp_path / "v.npz")
+    path = save_policy(ValueFunction(4, hidden_sizes=(8,), rng=0), tmp_path / "v.npz")
     with pytest.raises(CheckpointError, match="value function, not a policy"):
         ckpt.load(path)
 

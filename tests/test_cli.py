@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import minipg
-from minipg import envs
+from minipg.tools import cli as cli_module
 from minipg.algos import ppo
-from minipg.cli import main
-from minipg.config import config_from_json
-from minipg.trainer import load_config
+from minipg.tools.cli import main
+from minipg.algos.config import config_from_json
+from minipg.run.checkpoint import load_config
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def no_evaluation(*args, **kwargs):
                                         ("episode.png", ".gif")])
 def test_eval_render_into_a_missing_folder_fails_before_evaluating(tmp_path, capsys, monkeypatch,
                                                                    trained_run, gif, match):
-    monkeypatch.setattr(envs, "run_episodes", no_evaluation)
+    monkeypatch.setattr(cli_module, "run_episodes", no_evaluation)
     assert main(["eval", str(trained_run), "--render", str(tmp_path / gif)]) == 1
     assert match in error_line(capsys)
 
@@ -167,7 +167,7 @@ def test_render_on_an_env_that_draws_no_frames_fails_before_evaluating(tmp_path,
     import fault_envs  # noqa: F401  (registers minipg-test/ envs, which render nothing)
     run = minipg.train("minipg-test/NeverEnds-v0", "a2c", 64, 0, run_dir=str(tmp_path / "run"),
                        num_envs=2, num_steps=32, hidden_sizes=(8,), log_every=-1)
-    monkeypatch.setattr(envs, "run_episodes", no_evaluation)
+    monkeypatch.setattr(cli_module, "run_episodes", no_evaluation)
     assert main(["eval", run.run_dir, "--render", str(tmp_path / "x.gif")]) == 1
     assert "NeverEnds-v0 cannot render rgb_array frames (TypeError" in error_line(capsys)
     assert not (tmp_path / "x.gif").exists()
@@ -218,14 +218,17 @@ GRPO_ARGS = ["train", "--algo", "grpo", "--steps", "1500", "--num-groups", "2",
 
 @pytest.fixture(scope="module")
 def grpo_run(tmp_path_factory):
-    from minipg.cli import cmd_train
+    from minipg.tools.cli import cmd_train
     run_dir = tmp_path_factory.mktemp("grpo") / "run"
     result = cmd_train(GRPO_ARGS[1:] + ["--run-dir", str(run_dir)])
     return run_dir, result
 
 
 def test_train_grpo_writes_config_progress_and_checkpoint(grpo_run):
-    from minipg.grpo_trainer import CSV_FIELDS, Config
+    from minipg.algos.grpo_gym import Config
+    from minipg.algos import grpo_gym
+    from minipg.run.loop import csv_fields
+    CSV_FIELDS = csv_fields(grpo_gym)
     run_dir, result = grpo_run
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["algo"], config["env_id"], config["total_steps"], config["group_size"],
@@ -238,7 +241,7 @@ def test_train_grpo_writes_config_progress_and_checkpoint(grpo_run):
     steps = [int(row["env_steps"]) for row in rows]
     assert steps == sorted(set(steps)) and steps[-2] < 1500 <= steps[-1]
     # CartPole gives +1 per step: a batch's transitions are 8 times its mean return
-    assert steps[0] == pytest.approx(8 * float(rows[0]["mean_return"]))
+    assert steps[0] == pytest.approx(8 * float(rows[0]["group_return"]))
     assert [int(row["episodes"]) for row in rows] == [8 * (i + 1) for i in range(len(rows))]
     assert all(0 <= float(row["frac_all_equal"]) <= 1 for row in rows)
     saved = load_config(str(run_dir))
@@ -247,13 +250,12 @@ def test_train_grpo_writes_config_progress_and_checkpoint(grpo_run):
     np.testing.assert_array_equal(minipg.load(str(run_dir)).params, result.policy.params)
 
 
-def test_grpo_run_trains_exactly_what_grpo_gym_train_trains(grpo_run):
-    from minipg.algos import grpo_gym
+def test_grpo_run_trains_exactly_what_minipg_train_trains(grpo_run, tmp_path):
     _, result = grpo_run
-    config = grpo_gym.Config(total_steps=1500, num_groups=2, group_size=4, hidden_sizes=(16,))
-    policy, history = grpo_gym.train(config)
-    assert [r["mean_return"] for r in history] == [r["mean_return"] for r in result.history]
-    np.testing.assert_array_equal(policy.params, result.policy.params)
+    again = minipg.train("CartPole-v1", "grpo", 1500, 0, run_dir=tmp_path / "py", num_groups=2,
+                         group_size=4, hidden_sizes=(16,), log_every=-1)
+    assert [r["mean_return"] for r in again.history] == [r["mean_return"] for r in result.history]
+    np.testing.assert_array_equal(again.policy.params, result.policy.params)
 
 
 def test_grpo_run_is_evaluated_and_plotted_like_any_run(grpo_run, tmp_path, capsys):
@@ -291,13 +293,25 @@ def test_grpo_with_a_bad_value_exits_1_with_one_line_before_any_file(tmp_path, c
     assert not run_dir.exists()
 
 
-def test_grpo_resume_is_refused_in_one_line_and_leaves_the_run_alone(grpo_run, capsys):
-    run_dir, _ = grpo_run
-    before = (run_dir / "progress.csv").read_bytes()
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run_dir)]) == 1
-    assert "--resume is not supported for grpo yet" in error_line(capsys)
-    assert (run_dir / "progress.csv").read_bytes() == before
+def test_grpo_stopped_and_resumed_ends_bit_for_bit_like_an_uninterrupted_run(tmp_path):
+    """The one loop gives GRPO what every run has: a checkpoint per iteration on request,
+    and a resume that continues exactly (the groups' reset seeds and the sampled actions come
+    from the saved generator, the optimizer from its saved moments)."""
+    args = GRPO_ARGS + ["--steps", "3000", "--checkpoint-every", "0"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(args + ["--run-dir", str(whole)]) == 0
+    stopped = minipg.train("CartPole-v1", "grpo", 3000, 0, run_dir=part, num_groups=2,
+                           group_size=4, hidden_sizes=(16,), checkpoint_every=0.0,
+                           callback=lambda record, policy: record["iteration"] == 3)
+    assert len(stopped.history) == 3 and len(whole_rows := (whole / "progress.csv")
+                                              .read_text().splitlines()) > 5
+    assert main(["train", "--resume", str(part)]) == 0
+    assert (part / "progress.csv").read_text().splitlines() == whole_rows
+    np.testing.assert_array_equal(minipg.load(part).params, minipg.load(whole).params)
+    saved_whole = np.load(whole / "checkpoint.npz")
+    saved_part = np.load(part / "checkpoint.npz")
+    for name in ("optim/optim/m", "optim/optim/v", "policy/params"):
+        np.testing.assert_array_equal(saved_part[name], saved_whole[name])
 
 
 @pytest.mark.parametrize("stop, interrupted", [(KeyboardInterrupt, True), (ValueError, False)])

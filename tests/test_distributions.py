@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.distributions import Categorical, DiagGaussian
+from minipg.core.distributions import Categorical, DiagGaussian
 
 # Critical value of the chi-square distribution with df = 3 at alpha = 0.001
 # (scipy.stats.chi2.ppf(0.999, 3)); scipy is not a dependency, so it is written here.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minipg
-from minipg import envs
+from minipg.envs import make as envs
 
 SMALL = dict(num_envs=4, num_steps=32, hidden_sizes=(16,), log_every=-1)
 
@@ -86,7 +86,7 @@ def test_an_error_in_the_factory_reaches_the_caller_unchanged_and_nothing_is_wri
         minipg.train(broken_factory, "ppo", 256, 0, run_dir=str(tmp_path / "run"), **SMALL)
     assert not (tmp_path / "run").exists()
     with pytest.raises(Broken):
-        minipg.evaluate(minipg.policies.CategoricalPolicy(2, 2), broken_factory, 2)
+        minipg.evaluate(minipg.core.policies.CategoricalPolicy(2, 2), broken_factory, 2)
 
 
 def test_a_registered_env_that_fails_to_build_is_not_replaced_by_a_fallback():

@@ -9,8 +9,8 @@ import pytest
 
 from exact_mdps import (assert_within, random_mdp, standard_errors, stay_or_leave_mdp,
                         three_step_mdp)
-from minipg.distributions import Categorical
-from minipg.exact import PSI, TabularMDP
+from minipg.core.distributions import Categorical
+from minipg.exact.mdp import PSI, TabularMDP
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_estimate_grad_is_reproducible_and_is_the_mean_of_the_per_episode_estima
 
 def test_bandit_weights_raw_and_baselined():
     # Two one-step states, uniform policy: V(s) is the mean of the state's two rewards.
-    from minipg.exact import Episodes
+    from minipg.exact.mdp import Episodes
     P = np.full((2, 2, 2), 0.5)
     mdp = TabularMDP(P, [[12.0, 7.0], [2.0, 5.0]], [0.5, 0.5], horizon=1)
     theta = np.zeros((2, 2))

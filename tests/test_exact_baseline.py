@@ -1,4 +1,4 @@
-"""The variance-minimising baseline b*, computed exactly (minipg/exact_baseline.py).
+"""The variance-minimising baseline b*, computed exactly (minipg/exact/baseline.py).
 
 b*_k(t, s) = E[g_k^2 G_t | t, s] / E[g_k^2 | t, s] per parameter, E[|g|^2 G_t | .] / E[|g|^2 | .]
 as one number per state. The tests: its closed form, that every baseline leaves the estimator
@@ -11,8 +11,8 @@ import pytest
 
 from exact_mdps import (assert_within, layered_mdp, random_mdp, standard_errors,
                         stay_or_leave_mdp)
-from minipg.exact import BASELINES, TabularMDP
-from minipg.exact_baseline import optimal_baseline, optimal_baseline_from_Q
+from minipg.exact.mdp import BASELINES, TabularMDP
+from minipg.exact.baseline import optimal_baseline, optimal_baseline_from_Q
 
 
 def visited(mdp, theta):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from gradcheck import relative_error
 
-from minipg import exact_fisher
+from minipg.exact import fisher as exact_fisher
 from minipg.algos.trpo import conjugate_gradient
-from minipg.exact import TabularMDP
+from minipg.exact.mdp import TabularMDP
 
 
 def random_mdp(seed=0, gamma=0.9):

@@ -1,4 +1,4 @@
-"""Importance sampling on old episodes, exactly (minipg/exact_is.py).
+"""Importance sampling on old episodes, exactly (minipg/exact/importance.py).
 
 Episodes come from pi_old; the gradient is wanted at theta. The trajectory-level and per-decision
 estimators are unbiased and their variance grows with the distance between the policies; PPO's
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from exact_mdps import assert_within, layered_mdp, random_mdp, standard_errors
-from minipg.exact import TabularMDP
-from minipg.exact_is import (ESTIMATORS, kl, off_policy_episode_grads, off_policy_estimate_grad,
+from minipg.exact.mdp import TabularMDP
+from minipg.exact.importance import (ESTIMATORS, kl, off_policy_episode_grads, off_policy_estimate_grad,
                              off_policy_moments, ratios, surrogate, weight_second_moment)
 
 
@@ -259,7 +259,7 @@ def test_bad_off_policy_arguments_are_rejected():
         off_policy_episode_grads(mdp, theta, theta, episodes, "ppo", clip_coef=-0.1)
     with pytest.raises(ValueError, match="theta must have shape"):
         off_policy_episode_grads(mdp, theta[:1], theta, episodes, "ppo")
-    with pytest.raises(TypeError, match="episodes must be minipg.exact.Episodes"):
+    with pytest.raises(TypeError, match="episodes must be minipg.exact.mdp.Episodes"):
         off_policy_episode_grads(mdp, theta, theta, (1, 2, 3), "ppo")
     noisy, theta = layered_mdp(51, reward_noise=0.5)
     with pytest.raises(ValueError, match="needs noise-free rewards"):

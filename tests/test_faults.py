@@ -29,12 +29,16 @@ import pytest
 
 import fault_envs  # noqa: F401  (registers the minipg-test/ envs)
 import minipg
-import minipg.snapshot
-from minipg import checkpoint as ckpt
-from minipg import envs, rundir
-from minipg.checkpoint import CheckpointError
-from minipg.cli import main
-from minipg.rollout import EnvError
+import minipg.run.snapshot
+from minipg.run import checkpoint as ckpt
+from minipg.envs import make as envs
+from minipg.run import files, rundir
+from minipg.run.env_state import is_env_state_file
+from minipg.run.checkpoint import CheckpointError
+from minipg.algos.registry import ALGOS
+from minipg.run.build import build
+from minipg.tools.cli import main
+from minipg.envs.rollout import EnvError
 
 SMALL = dict(num_envs=2, num_steps=16, hidden_sizes=(8,), log_every=-1)
 CHILD_ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -144,7 +148,7 @@ def test_a_blown_up_update_saves_the_parameters_before_it(tmp_path):
     loaded = minipg.load(tmp_path)
     # The same config and seed build the same initial policy.
     config = ckpt.load_config(tmp_path)
-    fresh = minipg.trainer._build(config, minipg.trainer.ALGOS["a2c"])
+    fresh = build(config, ALGOS["a2c"])
     fresh.env.close()
     np.testing.assert_array_equal(loaded.params, fresh.policy.params)
 
@@ -196,8 +200,8 @@ def test_sigkill_at_random_moments_never_loses_the_checkpoint_or_a_row(tmp_path,
     assert process.returncode == 0, err
     assert "not restored" not in out
     assert len(progress_rows(run_dir)) == KILL_STEPS // 128 == saved_iteration(run_dir)
-    assert not [name for name in os.listdir(run_dir) if ckpt.TEMP_MARK in name]
-    assert len([name for name in os.listdir(run_dir) if ckpt.is_env_state_file(name)]) == 1
+    assert not [name for name in os.listdir(run_dir) if files.TEMP_MARK in name]
+    assert len([name for name in os.listdir(run_dir) if is_env_state_file(name)]) == 1
     assert (run_dir / "progress.csv").read_bytes() == (reference_run / "progress.csv").read_bytes()
     np.testing.assert_array_equal(minipg.load(run_dir).params, minipg.load(reference_run).params)
 
@@ -267,13 +271,13 @@ def test_a_full_disk_stops_training_at_once_and_keeps_the_previous_checkpoint(tm
     assert saved_iteration(tmp_path) == 2                       # the good one, intact
     np.testing.assert_array_equal(minipg.load(tmp_path).params, params[2])
     assert len(progress_rows(tmp_path)) == 3                    # surfaced at iteration 3 of 20
-    assert not [name for name in os.listdir(tmp_path) if ckpt.TEMP_MARK in name]
+    assert not [name for name in os.listdir(tmp_path) if files.TEMP_MARK in name]
 
 
 FILE_SIZE_LIMIT_SCRIPT = """
 import resource, signal, sys
 import minipg
-import minipg.snapshot
+import minipg.run.snapshot
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # a write past the limit fails with EFBIG
 def limit_files_after_third(record, policy):
     if record["iteration"] == 3:
@@ -470,7 +474,7 @@ def test_a_checkpoint_written_before_the_format_entries_still_loads(tmp_path, go
     assert saved.version == 0
     np.testing.assert_array_equal(saved.policy().params, old["policy/params"])
     with pytest.raises(CheckpointError, match="no training state"):
-        minipg.snapshot.restore(None, saved, str(tmp_path))
+        minipg.run.snapshot.restore(None, saved, str(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------
@@ -504,7 +508,7 @@ def test_evaluation_of_a_never_ending_env_stops_at_the_step_limit_and_says_so(tm
                           eval_max_episode_steps=50, **SMALL)
     assert result.evaluation.shape == (2,) and (result.evaluation <= 50).all()
     with pytest.warns(RuntimeWarning, match="2 of 2 episodes hit the step limit of 40"):
-        envs.evaluate(result.policy, "minipg-test/NeverEnds-v0", 2, max_episode_steps=40)
+        minipg.evaluate(result.policy, "minipg-test/NeverEnds-v0", 2, max_episode_steps=40)
     assert main(["eval", result.run_dir, "--episodes", "2"]) == 0       # the run's own limit
     assert "note: 2 of 2 episodes hit the step limit of 50 steps" in capsys.readouterr().out
     assert main(["eval", result.run_dir, "--episodes", "2", "--max-episode-steps", "30"]) == 0

@@ -10,8 +10,8 @@ import pytest
 from gradcheck import numerical_gradient, relative_error
 
 from minipg.algos.trpo import fisher_vector_product
-from minipg.distributions import Categorical, CategoricalGrads, DiagGaussian, DiagGaussianGrads
-from minipg.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.distributions import Categorical, CategoricalGrads, DiagGaussian, DiagGaussianGrads
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
 
 
 def numerical_hessian(f, x, h=1e-4):

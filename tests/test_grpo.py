@@ -6,11 +6,12 @@ import pytest
 from gradcheck import numerical_gradient, relative_error
 
 from minipg.algos import grpo
+from minipg.lm import grpo as lm_grpo
 from minipg.algos.grpo import (all_equal_groups, clipped_token_loss, group_advantages, grpo_loss,
                                kl_k3, token_weights)
-from minipg.distributions import Categorical
-from minipg.optim import SGD
-from minipg.sequence import SequencePolicy
+from minipg.core.distributions import Categorical
+from minipg.core.optim import SGD
+from minipg.lm.sequence import SequencePolicy
 
 EPS = 1e-4
 REWARDS = np.array([[1.0, 0.0, 0.0, 1.0],
@@ -294,7 +295,7 @@ def test_train_raises_the_reward_and_counts_sampled_tokens():
     before = probability()
     config = grpo.Config(num_prompts=4, group_size=4, num_updates=30, learning_rate=1e-2,
                          kl_coef=0.01)
-    history = grpo.train(policy, FirstTokenTask(), config)
+    history = lm_grpo.train(policy, FirstTokenTask(), config)
     assert before < 0.2 and probability() > 0.9
     assert [r["update"] for r in history] == list(range(1, 31))
     assert history[-1]["sampled_tokens"] == sum(r["response_length"] * 16 for r in history)
@@ -311,13 +312,13 @@ def test_config_rejects_bad_values_naming_the_field():
         grpo.Config(eps_low=1.5).validate()
 
 
-@pytest.mark.parametrize("module", ["grpo", "grpo_gym", "token_ppo"])
+@pytest.mark.parametrize("module", ["algos.grpo", "algos.grpo_gym", "lm.token_ppo"])
 def test_every_config_field_has_a_docstring(module):
     import dataclasses
     import importlib
 
-    from minipg.config import field_docs
-    config_class = importlib.import_module(f"minipg.algos.{module}").Config
+    from minipg.algos.config import field_docs
+    config_class = importlib.import_module(f"minipg.{module}").Config
     docs = field_docs(config_class)
     missing = [f.name for f in dataclasses.fields(config_class) if not docs.get(f.name)]
     assert missing == []

@@ -1,5 +1,5 @@
 """What the group does to the gradient, computed exactly by listing every group of G responses
-(minipg/exact_groups.py), with Monte Carlo estimates that agree within their standard errors.
+(minipg/exact/groups.py), with Monte Carlo estimates that agree within their standard errors.
 
 - the group-mean baseline scales the expected gradient by (G - 1)/G; leave-one-out is unbiased;
 - dividing by the group's std reweights prompts by difficulty: on each prompt the expected
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.exact_groups import ResponseBandit, binary_group_scale
+from minipg.exact.groups import ResponseBandit, binary_group_scale
 
 A, B, EOS = 0, 1, 2
 

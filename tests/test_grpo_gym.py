@@ -4,17 +4,22 @@ the episode, token advantages written out by hand, and short runs that learn."""
 import numpy as np
 import pytest
 
-from minipg.algos import grpo_gym, token_ppo
-from minipg.algos.token_ppo import token_advantages
-from minipg.policies import CategoricalPolicy
+import minipg
+from minipg.envs.groups import GroupCollector
+from minipg.algos import grpo_gym
+from minipg.lm import token_ppo
+from minipg.lm.token_ppo import token_advantages
+from minipg.core.policies import CategoricalPolicy
 
 
 def test_a_group_shares_its_start_state_and_the_masks_end_with_each_episode():
     import gymnasium as gym
     env = gym.make_vec("CartPole-v1", num_envs=6, vectorization_mode="sync")
     policy = CategoricalPolicy(4, 2, (8,), rng=0)
-    batch = grpo_gym.collect_groups(env, policy, np.array([11, 12]), 3, np.random.default_rng(0))
+    collector = GroupCollector(env, policy, num_groups=2, group_size=3, rng=0)
+    batch = collector.collect()
     env.close()
+    assert collector.global_step == batch.mask.sum() == sum(batch.episode_lengths)
     np.testing.assert_array_equal(batch.obs[0, 0], batch.obs[1, 0])
     np.testing.assert_array_equal(batch.obs[0, 0], batch.obs[2, 0])
     assert not np.array_equal(batch.obs[0, 0], batch.obs[3, 0])
@@ -27,13 +32,13 @@ def test_a_group_shares_its_start_state_and_the_masks_end_with_each_episode():
     assert len(set(lengths[:3])) > 1 or not np.array_equal(batch.actions[0], batch.actions[1])
 
 
-def test_grpo_gym_learns_on_cartpole_within_a_small_budget():
+def test_grpo_gym_learns_on_cartpole_within_a_small_budget(tmp_path):
     """From a random policy (returns ~20), 12k transitions lift the mean return of a batch of
     64 episodes above 50 (seed 0; a regression check, not a benchmark)."""
-    config = grpo_gym.Config(total_steps=12_000, seed=0)
-    _, history = grpo_gym.train(config)
-    assert history[0]["mean_return"] < 30
-    assert history[-1]["mean_return"] > 50
+    history = minipg.train("CartPole-v1", "grpo", 12_000, 0, run_dir=tmp_path / "run",
+                           log_every=-1).history
+    assert history[0]["group_return"] < 30
+    assert history[-1]["group_return"] > 50
     assert history[-1]["env_steps"] >= 12_000
     with pytest.raises(ValueError, match="loss_agg"):
         grpo_gym.Config(loss_agg="mean").validate()
@@ -71,7 +76,7 @@ class FirstTokenTask:
 
 
 def test_token_ppo_learns_the_first_token_task_and_its_critic_learns_the_value():
-    from minipg.sequence import SequencePolicy
+    from minipg.lm.sequence import SequencePolicy
     policy = SequencePolicy(6, 4, eos=4, pad=5, window=2, embed_dim=3, hidden_sizes=(8,), rng=0)
     config = token_ppo.Config(num_responses=16, num_updates=40, learning_rate=1e-2,
                               critic_hidden_sizes=(8,))

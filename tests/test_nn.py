@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.nn import MLP, orthogonal
+from minipg.core.nn import MLP, orthogonal
 
 
 def reference_forward(net, x):

@@ -1,4 +1,4 @@
-"""Coloured exploration noise as a specification (minipg/noise.py): at every step the noise is
+"""Coloured exploration noise as a specification (minipg/envs/noise.py): at every step the noise is
 N(0, 1) -- so the action's density is the policy's own, the one the losses use -- while its
 correlation k steps apart is rho^k; it restarts independently at episode starts; a run with it
 resumes bit for bit. Statistical bounds are 4 standard errors over independent envs."""
@@ -8,10 +8,10 @@ import gymnasium as gym
 from toy_env import OBS_DIM, T, make_env
 
 import minipg
-from minipg.distributions import DiagGaussian
-from minipg.noise import ColouredNoise
-from minipg.policies import GaussianPolicy
-from minipg.rollout import RolloutCollector
+from minipg.core.distributions import DiagGaussian
+from minipg.envs.noise import ColouredNoise
+from minipg.core.policies import GaussianPolicy
+from minipg.envs.rollout import RolloutCollector
 
 N, STEPS, RHO = 4000, 30, 0.9
 

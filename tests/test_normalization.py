@@ -18,10 +18,13 @@ from toy_env import EXPECTED_MASK, OBS_DIM, SCRIPTS, T, make_env, transition_rew
 
 import minipg
 from minipg.algos.ppo import clipped_value_loss
-from minipg.cli import main
-from minipg.normalize import RewardScaler, RunningMeanStd, normalize_obs
-from minipg.policies import CategoricalPolicy, GaussianPolicy, ValueFunction, value_loss
-from minipg.rollout import RolloutCollector
+from minipg.tools.cli import main
+from minipg.core.normalize import RewardScaler, RunningMeanStd, normalize_obs
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.value import ValueFunction
+from minipg.core.losses import value_loss
+from minipg.envs.rollout import RolloutCollector
+from minipg.run.checkpoint import from_state
 
 N = len(SCRIPTS)
 SMALL = dict(num_envs=4, num_steps=32, hidden_sizes=(16,), log_every=-1)
@@ -85,7 +88,7 @@ def test_act_normalises_raw_observations_and_never_updates_the_statistics():
     after = policy.obs_rms.state("")
     assert all(np.array_equal(before[k], after[k]) for k in before)
     # The statistics are part of the policy's saved state, and come back with it.
-    again = minipg.policies.from_state(policy.state("p/"), "p/")
+    again = from_state(policy.state("p/"), "p/")
     np.testing.assert_array_equal(again.act(obs, deterministic=True), expected)
     assert again.obs_rms.count == 2 and again.clip_obs == 3.0
 

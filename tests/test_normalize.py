@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minipg.normalize import RewardScaler, RunningMeanStd, normalize_obs
+from minipg.core.normalize import RewardScaler, RunningMeanStd, normalize_obs
 
 
 @settings(max_examples=60, deadline=None)

@@ -3,7 +3,7 @@ step, convergence on a quadratic, and clear errors for bad hyperparameters."""
 import numpy as np
 import pytest
 
-from minipg.optim import SGD, Adam, clip_grad_norm, constant_schedule, linear_schedule
+from minipg.core.optim import SGD, Adam, clip_grad_norm, constant_schedule, linear_schedule
 
 
 def quadratic_grad(x, curvature, center):

@@ -9,8 +9,8 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minipg.cli import main  # noqa: E402
-from minipg.plot import draw, group_by_seed, mean_and_band  # noqa: E402
+from minipg.tools.cli import main  # noqa: E402
+from minipg.tools.plot import draw, group_by_seed, mean_and_band  # noqa: E402
 
 
 def fake_run(root, name, seed, returns, steps=None, **config):

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.distributions import CategoricalGrads, DiagGaussianGrads
-from minipg.policies import (CategoricalPolicy, GaussianPolicy, ValueFunction, from_state,
-                             join_params, load, value_loss)
+from minipg.core.distributions import CategoricalGrads, DiagGaussianGrads
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.value import ValueFunction
+from minipg.run.checkpoint import from_state, load, save_policy
+from minipg.core.heads import join_params
+from minipg.core.losses import value_loss
 
 
 ENTROPY_COEF = 0.3
@@ -227,7 +230,7 @@ def test_save_then_load_gives_identical_actions(make, tmp_path):
     policy = make()
     policy.params += 0.1 * np.random.default_rng(1).normal(size=policy.params.shape)  # "trained"
     path = tmp_path / "policy.npz"
-    policy.save(path)
+    save_policy(policy, path)
     loaded = load(path)
     assert type(loaded) is type(policy) and loaded.config == policy.config
     assert loaded.net.dtype == policy.net.dtype

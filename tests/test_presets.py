@@ -8,10 +8,10 @@ import pathlib
 import pytest
 
 import minipg
-from minipg import presets
-from minipg.cli import _train_parser, main
-from minipg.config import make_config
-from minipg.trainer import ALGOS
+from minipg.run import presets
+from minipg.tools.cli import _train_parser, main
+from minipg.algos.config import make_config
+from minipg.algos.registry import ALGOS
 
 TINY = dict(total_steps=64, seed=0, log_every=-1)
 
@@ -68,8 +68,8 @@ def test_the_cli_applies_the_preset_and_no_preset_turns_it_off(tmp_path):
             "--log-every", "-1"]
     assert main([*args, "--run-dir", str(tmp_path / "a")]) == 0
     assert main([*args, "--run-dir", str(tmp_path / "b"), "--no-preset"]) == 0
-    assert minipg.checkpoint.load_config(tmp_path / "a").gamma == 0.9
-    assert minipg.checkpoint.load_config(tmp_path / "b").preset == ""
+    assert minipg.run.checkpoint.load_config(tmp_path / "a").gamma == 0.9
+    assert minipg.run.checkpoint.load_config(tmp_path / "b").preset == ""
 
 
 def test_a_resume_keeps_the_saved_config_whatever_the_presets_say(tmp_path, monkeypatch):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minipg import render
-from minipg.policies import CategoricalPolicy, GaussianPolicy
-from minipg.render import RenderError, prepare, render_episode
+from minipg.tools import render
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.tools.render import RenderError, prepare, render_episode
 
 
 class Painter(gym.Env):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import minipg
-from minipg import checkpoint as ckpt
-from minipg.checkpoint import CheckpointError
-from minipg.rundir import RunDirError
+from minipg.run import checkpoint as ckpt
+from minipg.run.checkpoint import CheckpointError, save_policy
+from minipg.run.rundir import RunDirError
 
 STEPS = 12 * 128                                                   # 12 iterations
 HP = {"ppo": dict(num_envs=4, num_steps=32), "a2c": dict(num_envs=8, num_steps=16),
@@ -161,7 +161,7 @@ def test_what_cannot_be_resumed_says_why(tmp_path):
     policy_only.mkdir()
     policy = minipg.train("CartPole-v1", "ppo", 64, 0, run_dir=str(tmp_path / "run"),
                           **HP["ppo"], **COMMON).policy
-    policy.save(policy_only / "checkpoint.npz")
+    save_policy(policy, policy_only / "checkpoint.npz")
     with pytest.raises(CheckpointError, match="no training config"):
         minipg.train(resume=str(policy_only))
     with pytest.raises(TypeError, match="needs env, total_steps"):

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minipg.returns as R
+import minipg.core.returns as R
 from minipg import _kernels
 
 PROPERTY = settings(max_examples=60, derandomize=True, deadline=None, database=None)
@@ -504,7 +504,7 @@ def test_normal_import_uses_the_fastest_build_this_cpu_runs():
 
 
 def _import_returns_with(env_value, tmp_path):
-    script = "import minipg.returns as R; print(R.BACKEND, R.KERNELS)"
+    script = "import minipg.core.returns as R; print(R.BACKEND, R.KERNELS)"
     env = dict(os.environ, MINIPG_KERNELS=env_value)
     return subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)
@@ -534,7 +534,7 @@ def test_minipg_kernels_rejects_unknown_values(tmp_path):
 
 def test_pure_numpy_backend_in_a_subprocess(tmp_path):
     script = textwrap.dedent("""
-        import json, numpy as np, minipg.returns as R
+        import json, numpy as np, minipg.core.returns as R
         rng = np.random.default_rng(0)
         r, v, nv = rng.normal(size=(3, 64, 5))
         te, tr = rng.random((2, 64, 5)) < 0.1

@@ -9,9 +9,10 @@ import pytest
 from toy_env import (EXPECTED_MASK, EXPECTED_TERMINATED, EXPECTED_TRUNCATED, OBS_DIM, SCRIPTS, T,
                      make_env, transition_reward)
 
-from minipg.policies import CategoricalPolicy, GaussianPolicy, ValueFunction
-from minipg.returns import gae
-from minipg.rollout import RolloutCollector
+from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.value import ValueFunction
+from minipg.core.returns import gae
+from minipg.envs.rollout import RolloutCollector
 
 N = len(SCRIPTS)
 W = np.array([1.0, 10.0, 100.0])
@@ -204,7 +205,7 @@ def test_state_then_load_state_continues_the_same_collection():
 
 
 def test_an_exception_or_a_nan_from_the_env_is_named_as_the_envs():
-    from minipg.rollout import EnvError
+    from minipg.envs.rollout import EnvError
 
     env = make_env()
     env.step = lambda actions: (_ for _ in ()).throw(RuntimeError("boom"))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 
-from minipg.sequence import SequenceNet, SequencePolicy, response_mask
+from minipg.lm.sequence import SequenceNet, SequencePolicy, response_mask
 
 V, PAD, EOS = 7, 6, 5          # a small vocabulary: ids 0-4 are "digits"
 

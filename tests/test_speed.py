@@ -3,7 +3,7 @@ raised inside it and set back after, and nothing attempted on another C library.
 import pytest
 from threadpoolctl import threadpool_info
 
-from minipg import speed
+from minipg.core import speed
 
 
 def test_inside_the_block_blas_has_one_thread_and_freed_memory_is_kept(monkeypatch):

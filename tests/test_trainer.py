@@ -13,7 +13,7 @@ import pytest
 from improvement import improvement_and_standard_error
 
 import minipg
-from minipg import trainer
+from minipg.run import build as run_build
 
 SMALL = dict(num_envs=4, num_steps=32, log_every=-1)        # a 128-step batch
 
@@ -117,8 +117,8 @@ class NaNRewardAt(gym.vector.VectorWrapper):
 
 def test_a_nan_reward_raises_floating_point_error_naming_rewards_and_where(tmp_path,
                                                                          monkeypatch):
-    real_make_env = trainer.make_env
-    monkeypatch.setattr(trainer, "make_env",
+    real_make_env = run_build.make_env
+    monkeypatch.setattr(run_build, "make_env",
                         lambda env_id, n, *args: NaNRewardAt(real_make_env(env_id, n, *args), 40, 1))
     # call 40 = iteration 2 (32 steps per rollout), row 8, env 1: the env's fault, not training's
     with pytest.raises(FloatingPointError, match=r"rewards\[\(8, 1\)\] = nan.*iteration 2") \
@@ -181,7 +181,7 @@ def test_bad_config_values_raise_before_anything_is_created(tmp_path, monkeypatc
     def no_env(*args, **kwargs):
         raise AssertionError("the env was created before the config was validated")
 
-    monkeypatch.setattr(trainer, "make_env", no_env)
+    monkeypatch.setattr(run_build, "make_env", no_env)
     args = dict(total_steps=1000, seed=0)
     for key in ("total_steps", "seed"):
         if key in hp:

@@ -14,13 +14,13 @@ from improvement import improvement_and_standard_error
 from test_algos import expected_advantages_and_targets, fresh_networks, scramble, toy_rollout
 
 import minipg
-from minipg import trainer
+from minipg.run.checkpoint import load_config
 from minipg.algos import trpo
 from minipg.algos.trpo import conjugate_gradient, fisher_vector_product, policy_step, surrogate
-from minipg.cli import main
-from minipg.config import make_config
-from minipg.optim import Adam
-from minipg.policies import GaussianPolicy
+from minipg.tools.cli import main
+from minipg.algos.config import make_config
+from minipg.core.optim import Adam
+from minipg.core.policies import GaussianPolicy
 
 
 # ------------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def test_cli_trains_trpo_and_logs_every_update_within_the_trust_region(tmp_path)
     assert all(0 < float(row["kl"]) <= 0.02 for row in kept)
     assert all(float(row["actual_improvement"]) > 0 for row in kept)
     assert minipg.load(str(run_dir / "checkpoint.npz")).params.size > 0
-    assert trainer.load_config(str(run_dir / "checkpoint.npz")).max_kl == 0.02
+    assert load_config(str(run_dir / "checkpoint.npz")).max_kl == 0.02
 
 
 def test_short_trpo_run_improves_the_return_beyond_four_standard_errors(tmp_path):

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import clip_and_step, normalize, score_function_loss
-from minipg.config import ActorCriticConfig
-from minipg.policies import value_loss
-from minipg.returns import gae
+from minipg.core.optim import clip_and_step
+from minipg.core.losses import normalize, score_function_loss
+from minipg.algos.config import ActorCriticConfig
+from minipg.core.losses import value_loss
+from minipg.core.returns import gae
 
+COLLECTS = "rollout"
+"""How the run collects for this algorithm: a (T, N) rollout (minipg/envs/rollout.py)."""
 # Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
 RESET_ENVS_EACH_ROLLOUT = False
 

@@ -38,12 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import clip_and_step
-from minipg.checks import as_generator, check_choice, check_int, check_real
-from minipg.optim import Adam
+from minipg.core.optim import clip_and_step
+from minipg.core.checks import check_choice, check_int, check_real
 
 __all__ = ["group_advantages", "all_equal_groups", "kl_k3", "clipped_token_loss",
-           "token_weights", "grpo_loss", "Config", "update", "train"]
+           "token_weights", "grpo_loss", "Config", "update"]
 
 BASELINES = ("group_mean", "leave_one_out")
 SCALES = ("group", "batch", "none")
@@ -188,7 +187,7 @@ def grpo_loss(log_prob, old_log_prob, advantages, weights, eps_low, eps_high, kl
 
 @dataclass
 class Config:
-    """GRPO on a sequence task. Defaults tuned on two-digit addition (minipg/tasks/addition.py)
+    """GRPO on a sequence task. Defaults tuned on two-digit addition (minipg/lm/addition.py)
     from a warm start on 700 demonstrations."""
     num_prompts: int = 32
     """P, prompts per update (fresh ones each time)."""
@@ -282,34 +281,3 @@ def update(policy, optim, tokens, mask, start, rewards, config, ref_policy=None)
     record["reward"] = float(rewards.mean())
     record["response_length"] = float(mask.sum() / len(mask))
     return record
-
-
-def train(policy, task, config, optim=None, ref_policy=None, callback=None):
-    """GRPO: sample P prompts, G responses each, reward them, update; config.num_updates times.
-
-    task: prompt_len, max_new_tokens, sample_prompts(n, rng) -> (prompts (n, prompt_len),
-    answers), reward(answers, tokens) -> (n,). ref_policy defaults to a frozen copy of the
-    starting policy (only used when kl_coef > 0). callback(record, policy) after each update;
-    returning True stops. Returns the list of records.
-    """
-    config.validate()
-    rng = as_generator(config.seed)
-    optim = Adam(policy.params, config.learning_rate) if optim is None else optim
-    if ref_policy is None and config.kl_coef > 0:
-        ref_policy = policy.copy()
-    P, G = config.num_prompts, config.group_size
-    history, sampled_tokens = [], 0
-    for k in range(1, config.num_updates + 1):
-        prompts, answers = task.sample_prompts(P, rng)
-        # Rows p*G .. p*G + G - 1 answer prompt p: np.repeat keeps each group contiguous.
-        tokens, mask = policy.generate(np.repeat(prompts, G, axis=0), task.max_new_tokens,
-                                       rng=rng, temperature=config.temperature)
-        rewards = task.reward(np.repeat(answers, G, axis=0), tokens).reshape(P, G)
-        sampled_tokens += int(mask.sum())
-        record = update(policy, optim, tokens, mask, task.prompt_len, rewards, config,
-                        ref_policy)
-        record.update(update=k, sampled_tokens=sampled_tokens)
-        history.append(record)
-        if callback is not None and callback(record, policy):
-            break
-    return history

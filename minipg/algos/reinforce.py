@@ -21,12 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import clip_and_step, normalize, score_function_loss
-from minipg.checks import check_choice
-from minipg.config import TrainConfig
-from minipg.policies import value_loss
-from minipg.returns import reward_to_go
+from minipg.core.optim import clip_and_step
+from minipg.core.losses import normalize, score_function_loss
+from minipg.core.checks import check_choice
+from minipg.algos.config import TrainConfig
+from minipg.core.losses import value_loss
+from minipg.core.returns import reward_to_go
 
+COLLECTS = "rollout"
+"""How the run collects for this algorithm: a (T, N) rollout (minipg/envs/rollout.py)."""
 # Every rollout starts from env resets, so that each column begins with a fresh episode.
 RESET_ENVS_EACH_ROLLOUT = True
 PSI = ("return", "reward_to_go", "baseline")

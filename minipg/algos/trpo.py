@@ -37,13 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.algos.common import clip_and_step, normalize
-from minipg.checks import check_bool, check_int, check_real
-from minipg.config import ActorCriticConfig
-from minipg.optim import global_norm
-from minipg.policies import value_loss
-from minipg.returns import gae
+from minipg.core.optim import clip_and_step
+from minipg.core.losses import normalize
+from minipg.core.checks import check_bool, check_int, check_real
+from minipg.algos.config import ActorCriticConfig
+from minipg.core.optim import global_norm
+from minipg.core.losses import value_loss
+from minipg.core.returns import gae
 
+COLLECTS = "rollout"
+"""How the run collects for this algorithm: a (T, N) rollout (minipg/envs/rollout.py)."""
 # Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
 RESET_ENVS_EACH_ROLLOUT = False
 

@@ -1,0 +1,249 @@
+"""Optimizers on one flat parameter vector, global-norm gradient clipping, learning-rate schedules.
+
+An optimizer holds the flat `params` array it was given (float32 or float64; its state has the
+same dtype) and updates it IN PLACE on each step(grad): the networks' layers are views into that
+array, so rebinding it would cut them off. step takes the gradient it applies, as an argument:
+the gradient is a value the algorithm computed (backward returns it), not a buffer the
+optimizer reads behind the reader's back. The learning rate is a plain attribute; a trainer sets
+it from a schedule before each update:
+
+    optimizer.learning_rate = schedule(fraction_done)
+    optimizer.step(grad)
+
+`state()` gives copies of everything step() carries from one call to the next (Adam's moments
+and step count, SGD's velocity) as numpy arrays, and `load_state(state)` puts them back, so a
+checkpoint can resume training exactly where it stopped.
+"""
+import numpy as np
+
+from minipg.core.checks import check_real
+
+__all__ = ["Adam", "SGD", "clip_grad_norm", "global_norm", "clip_and_step",
+           "constant_schedule", "linear_schedule"]
+
+
+def _read_state(state, arrays, scalars):
+    """state[name] for each name, checked: arrays shaped like the optimizer's own, scalars 0-d.
+
+    arrays is {name: the optimizer's array}; scalars is {name: python type}. ValueError names
+    the first entry that is missing or has the wrong shape.
+    """
+    if not hasattr(state, "keys"):
+        raise TypeError(f"state must be a dict of numpy arrays (from state()), got "
+                        f"{type(state).__name__}")
+    missing = [name for name in [*arrays, *scalars] if name not in state]
+    if missing:
+        raise ValueError(f"state has no entry {missing[0]!r}; expected "
+                         f"{sorted([*arrays, *scalars])}")
+    values = {}
+    for name, own in arrays.items():
+        value = np.asarray(state[name])
+        if value.shape != own.shape:
+            raise ValueError(f"state[{name!r}] has shape {value.shape}, but the optimizer's "
+                             f"parameters have shape {own.shape}")
+        if value.dtype.kind not in "fiu" or not np.isfinite(value).all():
+            raise ValueError(f"state[{name!r}] must hold finite real numbers")
+        values[name] = value
+    for name, kind in scalars.items():
+        value = np.asarray(state[name])
+        if value.shape != ():
+            raise ValueError(f"state[{name!r}] must be a single number, got shape {value.shape}")
+        values[name] = kind(value)
+    return values
+
+
+def _check_params(params):
+    if not isinstance(params, np.ndarray) or params.dtype.kind != "f" or params.ndim != 1:
+        raise TypeError("params must be a flat (1-d) float numpy array, updated in place")
+    if not params.flags.writeable:
+        raise ValueError("params must be writeable: the optimizer updates it in place")
+    return params
+
+
+def _check_grad(grad, params):
+    grad = np.asarray(grad)
+    if grad.shape != params.shape:
+        raise ValueError(f"grad must have the shape of params {params.shape}, got {grad.shape}")
+    if grad.dtype.kind != "f":
+        raise TypeError(f"grad must be a float array, got dtype {grad.dtype}")
+    global_norm(grad)          # raises on a NaN or inf: one dot product, no boolean array
+    return grad
+
+
+def global_norm(grad):
+    """sqrt(sum of g^2 over every entry), raising ValueError if it is NaN or inf (a NaN or inf
+    entry, or entries so large that their squares overflow)."""
+    flat = grad.ravel()
+    norm = float(np.sqrt(np.dot(flat, flat)))
+    if not np.isfinite(norm):
+        bad = ~np.isfinite(flat)
+        where = (f"a non-finite value (NaN or inf) at index {int(np.argmax(bad))}" if bad.any()
+                 else "values whose squares overflow")
+        raise ValueError(f"grad contains {where}: the loss or its gradient blew up before "
+                         f"this step")
+    return norm
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015), bias correction written out. With g = grad at step t = 1, 2, ...:
+
+        m_t     = beta1 * m_{t-1} + (1 - beta1) * g          first moment, m_0 = 0
+        v_t     = beta2 * v_{t-1} + (1 - beta2) * g^2        second moment, v_0 = 0
+        m_hat   = m_t / (1 - beta1^t)                        undo the bias toward m_0 = 0
+        v_hat   = v_t / (1 - beta2^t)
+        params -= learning_rate * m_hat / (sqrt(v_hat) + eps)
+
+    The last line is computed as the paper suggests, with both corrections folded into scalars
+    (the same number, fewer passes over the vector):
+
+        params -= (learning_rate * sqrt(1 - beta2^t) / (1 - beta1^t))
+                  * m_t / (sqrt(v_t) + eps * sqrt(1 - beta2^t))
+    """
+
+    def __init__(self, params, learning_rate=3e-4, betas=(0.9, 0.999), eps=1e-8):
+        self.params = _check_params(params)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1 = check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False)
+        self.beta2 = check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False)
+        self.eps = check_real("eps", eps, 0.0, low_inclusive=False)
+        self.m = np.zeros_like(params)
+        self.v = np.zeros_like(params)
+        self.t = 0
+        self._scratch = np.empty_like(params)   # the step allocates nothing per call
+
+    def step(self, grad):
+        """One Adam update of params, in place, from the gradient of the loss."""
+        g = _check_grad(grad, self.params)
+        # Checked here, not only in __init__: a schedule may have set it since.
+        learning_rate = check_real("learning_rate", self.learning_rate, 0.0)
+        self.t += 1
+        m, v, s = self.m, self.v, self._scratch
+        np.subtract(g, m, out=s)                  # m_t = m + (1 - beta1) (g - m)
+        s *= 1.0 - self.beta1
+        m += s
+        np.multiply(g, g, out=s)                  # v_t = v + (1 - beta2) (g^2 - v)
+        s -= v
+        s *= 1.0 - self.beta2
+        v += s
+        bias_correction1 = 1.0 - self.beta1 ** self.t
+        sqrt_bias_correction2 = np.sqrt(1.0 - self.beta2 ** self.t)
+        np.sqrt(v, out=s)
+        s += self.eps * sqrt_bias_correction2
+        np.divide(m, s, out=s)
+        s *= learning_rate * sqrt_bias_correction2 / bias_correction1
+        self.params -= s
+
+    def state(self):
+        """Copies of m, v, the step count t and the learning rate: {name: numpy array}."""
+        return {"m": self.m.copy(), "v": self.v.copy(), "t": np.array(self.t, np.int64),
+                "learning_rate": np.array(self.learning_rate, np.float64)}
+
+    def load_state(self, state):
+        """Continue from state(): m and v are copied in place, t and learning_rate set."""
+        values = _read_state(state, {"m": self.m, "v": self.v}, {"t": int, "learning_rate": float})
+        if values["t"] < 0:
+            raise ValueError(f"state['t'] must be >= 0, got {values['t']}")
+        learning_rate = check_real("state['learning_rate']", values["learning_rate"], 0.0)
+        self.m[...] = values["m"]
+        self.v[...] = values["v"]
+        self.t, self.learning_rate = values["t"], learning_rate
+
+
+class SGD:
+    """Stochastic gradient descent with optional (heavy-ball) momentum:
+
+        velocity = momentum * velocity + g,     params -= learning_rate * velocity
+
+    momentum = 0 is plain gradient descent, params -= learning_rate * g.
+    """
+
+    def __init__(self, params, learning_rate, momentum=0.0):
+        self.params = _check_params(params)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0)
+        self.momentum = check_real("momentum", momentum, 0.0, 1.0, high_inclusive=False)
+        self.velocity = np.zeros_like(params)
+
+    def step(self, grad):
+        """One SGD update of params, in place."""
+        g = _check_grad(grad, self.params)
+        learning_rate = check_real("learning_rate", self.learning_rate, 0.0)
+        self.velocity *= self.momentum
+        self.velocity += g
+        self.params -= learning_rate * self.velocity
+
+    def state(self):
+        """Copies of the velocity and the learning rate: {name: numpy array}."""
+        return {"velocity": self.velocity.copy(),
+                "learning_rate": np.array(self.learning_rate, np.float64)}
+
+    def load_state(self, state):
+        """Continue from state(): the velocity is copied in place, learning_rate set."""
+        values = _read_state(state, {"velocity": self.velocity}, {"learning_rate": float})
+        learning_rate = check_real("state['learning_rate']", values["learning_rate"], 0.0)
+        self.velocity[...] = values["velocity"]
+        self.learning_rate = learning_rate
+
+
+def clip_grad_norm(grad, max_norm):
+    """Scale a flat gradient in place so that its L2 norm is at most max_norm.
+
+        norm = sqrt(sum over every entry of g^2)
+        if norm > max_norm:  g *= max_norm / norm      (the direction is kept, only the length)
+
+    With the parameters of several networks in one vector, this is the global norm over all of
+    them. Returns the norm before clipping, worth logging: a norm that keeps hitting max_norm
+    means the step size is being set by the clip, not by the learning rate. A NaN or inf
+    anywhere in grad raises ValueError.
+    """
+    max_norm = check_real("max_norm", max_norm, 0.0, low_inclusive=False)
+    if not isinstance(grad, np.ndarray) or grad.dtype.kind != "f":
+        raise TypeError("grad must be a float numpy array (it is scaled in place)")
+    norm = global_norm(grad)
+    if norm > max_norm:
+        grad *= max_norm / norm
+    return norm
+
+
+def clip_and_step(optim, grad, max_grad_norm):
+    """Clip the global norm of grad (all networks the optimizer holds) to max_grad_norm (0: no
+    clipping), then take one optimizer step; returns the norm before clipping for the log.
+
+    A NaN or inf in grad raises FloatingPointError before the parameters are touched, and so
+    does a step that would leave a parameter non-finite (a learning rate far too large).
+    """
+    try:
+        norm = clip_grad_norm(grad, max_grad_norm) if max_grad_norm > 0 else global_norm(grad)
+    except ValueError as error:
+        raise FloatingPointError(f"non-finite gradient: {error}") from None
+    optim.step(grad)
+    try:
+        global_norm(optim.params)
+    except ValueError:
+        index = int(np.argmax(~np.isfinite(optim.params)))
+        raise FloatingPointError(f"parameters non-finite after an optimizer step (first at "
+                                 f"index {index}): the step was far too large") from None
+    return norm
+
+
+def constant_schedule(value):
+    """f(fraction_done) = value: a fixed learning rate."""
+    value = check_real("value", value, 0.0)
+    return lambda fraction_done: value
+
+
+def linear_schedule(initial, final=0.0):
+    """f(fraction_done) = initial + (final - initial) * fraction_done, fraction clipped to [0, 1].
+
+    fraction_done = steps done / total steps; the clip tolerates a last iteration that
+    overshoots the total.
+    """
+    initial = check_real("initial", initial, 0.0)
+    final = check_real("final", final, 0.0)
+
+    def schedule(fraction_done):
+        fraction_done = min(max(float(fraction_done), 0.0), 1.0)
+        return initial + (final - initial) * fraction_done
+
+    return schedule

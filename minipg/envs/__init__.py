@@ -1,0 +1,10 @@
+"""Layer 2, environments: making them and collecting from them.
+
+    make       vector envs from a registered id or a factory; the spaces a policy can handle
+    rollout    (T, N) rollouts of a vector env (NEXT_STEP autoreset, masks, bootstraps)
+    groups     groups of whole episodes that share a reset seed (GRPO on an env)
+    noise      coloured (AR(1)) exploration noise for Gaussian policies
+    episodes   evaluation: episodes of a policy, with a step limit
+
+May import minipg.core and gymnasium.
+"""

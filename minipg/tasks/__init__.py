@@ -1,1 +1,0 @@
-"""Verifiable tasks for the sequence policy: prompts from a seed, a programmatic reward."""
