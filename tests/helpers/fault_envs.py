@@ -13,7 +13,7 @@ ending). A fault fires at the `at`-th step() call of an instance, counted across
 Every step() checks that the action lies in the action space and raises otherwise, so an env
 with Discrete(n, start=k) catches actions that were not shifted.
 
-Imported as `import fault_envs` (pytest puts tests/ on sys.path, see toy_env.py).
+Imported as `import fault_envs` (pytest puts tests/helpers/ on sys.path, see toy_env.py).
 """
 import threading
 

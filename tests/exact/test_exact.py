@@ -7,8 +7,9 @@ fixed seeds and bounds of 4-5 standard errors computed from the samples themselv
 import numpy as np
 import pytest
 
-from exact_mdps import (assert_within, random_mdp, standard_errors, stay_or_leave_mdp,
-                        three_step_mdp)
+from statcheck import assert_within, standard_errors
+
+from minipg.exact.examples import random_mdp, stay_or_leave_mdp, three_step_mdp
 from minipg.core.distributions import Categorical
 from minipg.exact.mdp import PSI, TabularMDP
 

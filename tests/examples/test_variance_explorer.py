@@ -16,7 +16,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-PATH = Path(__file__).resolve().parent.parent / "examples" / "variance_explorer.py"
+PATH = Path(__file__).resolve().parents[2] / "examples" / "variance_explorer.py"
 spec = importlib.util.spec_from_file_location("variance_explorer", PATH)
 explorer_module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(explorer_module)

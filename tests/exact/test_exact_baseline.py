@@ -9,8 +9,9 @@ best baseline: a confident bandit, and a state the agent can return to.
 import numpy as np
 import pytest
 
-from exact_mdps import (assert_within, layered_mdp, random_mdp, standard_errors,
-                        stay_or_leave_mdp)
+from statcheck import assert_within, standard_errors
+
+from minipg.exact.examples import layered_mdp, random_mdp, stay_or_leave_mdp
 from minipg.exact.mdp import BASELINES, TabularMDP
 from minipg.exact.baseline import optimal_baseline, optimal_baseline_from_Q
 

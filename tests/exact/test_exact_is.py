@@ -8,7 +8,9 @@ off once the ratios leave [1 - clip_coef, 1 + clip_coef].
 import numpy as np
 import pytest
 
-from exact_mdps import assert_within, layered_mdp, random_mdp, standard_errors
+from statcheck import assert_within, standard_errors
+
+from minipg.exact.examples import layered_mdp, random_mdp
 from minipg.exact.mdp import TabularMDP
 from minipg.exact.importance import (ESTIMATORS, kl, off_policy_episode_grads, off_policy_estimate_grad,
                              off_policy_moments, ratios, surrogate, weight_second_moment)

@@ -1,5 +1,5 @@
 """The rollout collector as a specification, on a scripted vector env with known episode ends
-(tests/toy_env.py): which rows are reset steps, what next_values holds at a truncation, the
+(tests/helpers/toy_env.py): which rows are reset steps, what next_values holds at a truncation, the
 episode statistics, the unclipped stored action, and the step count."""
 import copy
 

@@ -2,13 +2,12 @@
 (per sample, then end to end into the policy's params, then through a whole `update`), reset
 steps that change no gradient, REINFORCE's per-trajectory bookkeeping, and advantage
 normalisation."""
-import copy
-import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
+from rollout_cases import expected_advantages_and_targets, fresh_networks, scramble, toy_rollout
 from toy_env import OBS_DIM, make_env
 
 from minipg.algos import a2c, ppo, reinforce
@@ -19,10 +18,9 @@ from minipg.core.distributions import Categorical
 from minipg.core.optim import Adam
 from minipg.core.policies import CategoricalPolicy, GaussianPolicy
 from minipg.core.value import ValueFunction
-from minipg.run.checkpoint import from_state
 from minipg.core.heads import join_params
 from minipg.core.losses import value_loss
-from minipg.core.returns import gae_reference, reward_to_go_reference
+from minipg.core.returns import reward_to_go_reference
 from minipg.envs.rollout import RolloutCollector
 
 CLIP = 0.2
@@ -185,43 +183,6 @@ class RecordingOptimizer:
         return [g[self.n_policy:] for g in self.grads]
 
 
-def toy_rollout(second=True, complete=False, value_seed=2):
-    policy = CategoricalPolicy(OBS_DIM, 2, (8,), rng=1)
-    policy.params += 0.3 * np.random.default_rng(5).normal(size=policy.params.shape)
-    value_fn = ValueFunction(OBS_DIM, (8,), rng=value_seed)
-    collector = RolloutCollector(make_env(), policy, value_fn, 8, np.random.default_rng(0), seed=0)
-    rollout = collector.collect(reset=complete)
-    if second:                              # starts with a reset row for env 1
-        rollout = collector.collect(reset=complete)
-    return copy.deepcopy(rollout), policy, value_fn
-
-
-def fresh_networks(policy, value_fn, critic=True, dtype=None):
-    """Independent copies (not deepcopy: the layers are views into the flat params), and the
-    flat vector an optimizer updates: the policy's params, then the critic's if it has one.
-    dtype: the copies' arithmetic (default: the originals')."""
-    def copy_of(network):
-        state = network.state()
-        if dtype is not None:
-            config = json.loads(str(state["config"]))
-            state["config"] = np.array(json.dumps({**config, "dtype": dtype}))
-        return from_state(state)
-    policy, value_fn = copy_of(policy), copy_of(value_fn)
-    params = join_params(policy, value_fn) if critic else policy.params
-    return policy, value_fn, params
-
-
-def expected_advantages_and_targets(rollout, gamma, lam):
-    """What A2C and PPO should train on, from the NumPy reference: the GAE advantages of the real
-    transitions, normalised over the batch, and the value targets A + V."""
-    m = rollout.mask
-    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                      rollout.truncated, gamma, lam)
-    targets = (A + rollout.values)[m]
-    A = A[m]
-    return (A - A.mean()) / (A.std() + 1e-8), targets
-
-
 def test_a2c_update_steps_with_the_gradient_of_its_documented_loss():
     rollout, policy0, value0 = toy_rollout()
     config = make_config(a2c.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
@@ -355,20 +316,6 @@ def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi)
 # ------------------------------------------------------------------------------------------
 # A reset step changes no gradient
 # ------------------------------------------------------------------------------------------
-
-def scramble(rollout, rows, seed=0):
-    """Arbitrary values in the given rows of every per-step array an update could read."""
-    rng = np.random.default_rng(seed)
-    r = copy.deepcopy(rollout)
-    k = int(rows.sum())
-    r.obs[rows] = rng.normal(size=(k, OBS_DIM)) * 5
-    r.actions[rows] = 1 - r.actions[rows]
-    r.rewards[rows] = rng.normal(size=k) * 1e3
-    r.log_prob[rows] = rng.normal(size=k) - 3
-    r.values[rows] = rng.normal(size=k) * 50
-    r.next_values[rows] = rng.normal(size=k) * 50
-    return r
-
 
 def run_update(module, rollout, policy0, value0, validate=True, **hp):
     config = (make_config(module.Config, num_envs=3, num_steps=8, **hp) if validate

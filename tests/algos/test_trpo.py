@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
 from improvement import improvement_and_standard_error
-from test_algos import expected_advantages_and_targets, fresh_networks, scramble, toy_rollout
+from rollout_cases import expected_advantages_and_targets, fresh_networks, scramble, toy_rollout
 
 import minipg
 from minipg.run.checkpoint import load_config

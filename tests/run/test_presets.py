@@ -83,7 +83,7 @@ def test_a_resume_keeps_the_saved_config_whatever_the_presets_say(tmp_path, monk
 
 
 def test_the_readme_shows_the_presets_table():
-    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert presets.table() in readme
 
 

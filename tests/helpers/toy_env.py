@@ -1,7 +1,7 @@
 """A scripted gymnasium VectorEnv with known episode ends, shared by the rollout/algo tests.
 
-Imported as `from toy_env import ...`: pytest's default (prepend) import mode puts tests/ on
-sys.path for the test files in it, both for `pytest` from the root and `pytest tests/x.py`.
+Imported as `from toy_env import ...`: pyproject.toml's pytest settings put tests/helpers/ on
+sys.path (pythonpath), both for `pytest` from the root and `pytest tests/envs/x.py`.
 
 Env n plays episodes of fixed lengths (scripts[n], cycled); an episode of length L ends at its
 L-th transition with terminated=True or truncated=True. NEXT_STEP autoreset, as gymnasium's:

@@ -1,8 +1,6 @@
-"""Statistical helpers shared by the tests of minipg.exact.mdp and its companions; the small MDPs
-they use live in minipg.exact.examples."""
+"""Monte Carlo against exact values: the statistical yardstick of the tests of minipg.exact (the
+small MDPs they use live in minipg.exact.examples)."""
 import numpy as np
-
-from minipg.exact.examples import layered_mdp, random_mdp, stay_or_leave_mdp, three_step_mdp  # noqa: F401
 
 
 def standard_errors(per_episode):

@@ -3,13 +3,20 @@ through minipg.train and evaluates through minipg.evaluate; a factory is called 
 parallel env, its errors reach the caller unchanged, and the run remembers it (an evaluation
 or a resume without it says what is missing). Sync and async vector envs give the same run."""
 import json
+import sys
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import minipg
 from minipg.envs import make as envs
+
+# The async vector env sends SignGuess to its worker processes with cloudpickle. pytest's importlib
+# mode names this module after its path (tests.envs.test_envs), which a worker started by "spawn"
+# or "forkserver" (macOS, Windows, Python 3.14) cannot import: send the classes by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SMALL = dict(num_envs=4, num_steps=32, hidden_sizes=(16,), log_every=-1)
 
