@@ -11,7 +11,7 @@ of the push tells good from bad, and the size depends more on the state than on 
 wrong action in s1 (7) is pushed harder than the right action in s2 (5). Subtracting a baseline
 b(s), the state's mean reward (9.5 and 3.5, which is V(s) under the uniform policy), gives each
 sample the sign of its merit: -2.5 for (s1, a2), +1.5 for (s2, a2). Same expected gradient
-(tests/test_exact.py), but every single sample now points the right way.
+(tests/exact/test_exact.py), but every single sample now points the right way.
 
 Training compares the two over many seeds: one episode per update, plain gradient ascent, and
 the fraction of runs in which the optimal action is the more likely one.

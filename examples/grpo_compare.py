@@ -9,7 +9,7 @@ sample 256 responses per update for `--updates` updates; the curves put held-out
   (r - group mean) / group std, 2 clipped steps per batch.
 - REINFORCE with a leave-one-out baseline (RLOO): the same code with baseline="leave_one_out",
   scale="none", one step per batch (the ratio is 1, nothing clips) and loss_agg="dr_grpo" (a
-  plain sum over each response's tokens): the unbiased estimator of tests/test_grpo_exact.py.
+  plain sum over each response's tokens): the unbiased estimator of tests/exact/test_grpo_exact.py.
 - PPO with a learned per-token critic (minipg/lm/token_ppo.py): 256 prompts x 1 response,
   GAE over the tokens from a second network V(x, y_<t), 2 clipped steps per batch.
 

@@ -8,8 +8,8 @@ The MDP, small enough that minipg.exact.mdp knows its gradient exactly:
   zero-mean uniform noise of width 0.6, U(-0.3, 0.3), on every reward.
 
 Every estimator below has the form g = sum_t score_t * Psi_t with score_t = onehot(a_t) - pi, and
-every one has mean grad J (tests/test_exact.py and tests/test_exact_baseline.py check it). They
-differ only in variance:
+every one has mean grad J (tests/exact/test_exact.py and tests/exact/test_exact_baseline.py check
+it). They differ only in variance:
     return            Psi_t = R(tau)              every reward, also those earned before a_t
     reward_to_go      Psi_t = G_t                 causality: drop the past
     baseline          Psi_t = G_t - V_t(s_t)      centre the weight (exact V)

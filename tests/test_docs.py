@@ -1,5 +1,5 @@
 """The docs point at code that exists: every test named in docs/derivation.md is a test in
-tests/ (or one of its folders), and every `minipg/...py` file it names exists."""
+tests/ (or one of its folders), and every `minipg/...py` or `tests/...py` file it names exists."""
 import pathlib
 import re
 
@@ -20,7 +20,7 @@ def test_every_test_named_in_the_derivation_exists():
 
 def test_every_source_file_named_in_the_derivation_exists():
     text = (ROOT / "docs" / "derivation.md").read_text()
-    paths = set(re.findall(r"`((?:minipg|examples|benchmarks)/[A-Za-z0-9_/]+\.py)", text))
+    paths = set(re.findall(r"`((?:minipg|examples|benchmarks|tests)/[A-Za-z0-9_/]+\.py)", text))
     assert paths
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, missing
