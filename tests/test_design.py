@@ -1,13 +1,16 @@
 """The architecture, checked on the import statements: the tree is layered and imports only go
 down the layers; no import cycle between modules; no minipg module imported inside a function
 (the compiled kernels' loader aside); every package says what it holds and what it may import.
-No exception list: a new import that breaks a rule fails here."""
+No exception list: a new import that breaks a rule fails here. And tests/ mirrors the tree: a
+folder per package (and examples/), shared helpers in tests/helpers, none named like a module of
+minipg (tests/helpers is on sys.path, where such a helper would hide or be hidden by the module)."""
 import ast
 import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minipg"
+TESTS = pathlib.Path(__file__).resolve().parent
+PACKAGE = TESTS.parent / "minipg"
 LAYERS = ("core", "envs", "algos", "lm", "exact", "run", "tools")
 """From the bottom: a module may import its own layer and those before it in this list."""
 COMPILED = ("minipg._kernels", "minipg._kernels_avx2")
@@ -121,3 +124,20 @@ def test_the_checker_sees_what_it_checks():
     loop = {target for target, _, _ in imports("minipg.run.loop")}
     assert {"minipg.run.rundir", "minipg.run.presets", "minipg.algos.registry"} <= loop
     assert layer("minipg.tools.cli") > layer("minipg.run.loop") > layer("minipg.core.nn")
+
+
+def test_no_test_helper_is_named_like_a_module_of_minipg():
+    helpers = {path.stem for path in (TESTS / "helpers").glob("*.py")}
+    modules = {path.stem for path in PACKAGE.rglob("*.py")}
+    modules |= {"minipg"} | {name.split(".")[-1] for name in COMPILED}
+    assert helpers, "tests/helpers holds no helper"
+    clash = sorted(helpers & modules)
+    assert not clash, f"tests/helpers/ has modules named like modules of minipg: {clash}"
+
+
+def test_every_folder_of_tests_is_named_after_a_package_of_minipg():
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    folders = {p.name for p in TESTS.iterdir()
+               if p.is_dir() and not p.name.startswith((".", "__"))}
+    stray = sorted(folders - packages - {"helpers", "examples"})
+    assert not stray, f"folders of tests/ named after no package of minipg: {stray}"
