@@ -79,7 +79,7 @@ def group_advantages(rewards, scale="group", baseline="group_mean", eps=1e-4):
     A group whose rewards are all equal gets exactly zero advantages under every setting (set
     explicitly: a mean of equal floats is not always bit-equal to them).
 
-    Why these choices matter (tests/test_grpo_exact.py computes it by enumerating every group):
+    Why these choices matter (tests/exact/test_grpo_exact.py computes it by enumerating every group):
     the group mean contains r_{p,g} itself, which scales the expected gradient by (G - 1)/G;
     leave-one-out does not, and is unbiased. Dividing by the group's std reweights prompts by
     how often the policy solves them, so the expected update is no longer parallel to grad J.

@@ -31,7 +31,7 @@ cross terms and b* minimises the variance itself, exactly. When a state recurs, 
 are linear in the baselines (the b_t b_u coefficient is E[... g_{u,k}] = 0, the later score
 having mean zero given the past), with coefficients E[1{s_t = s, s_u = s} g_{t,k}] pi_k A_u(s, k)
 for W = G: nonzero when the action at t changes the odds of being back in s at time u. Then b* is not the
-minimiser and can lose even to V (tests/test_exact_baseline.py shows one). Because the second
+minimiser and can lose even to V (tests/exact/test_exact_baseline.py shows one). Because the second
 moment is a quadratic with a diagonal curvature E[1{s_t = s} g_{t,k}^2], its exact minimiser
 has the same shape as b* with the step's own term replaced by the whole episode's estimate
 X_k(0) (whole_episode=True):
