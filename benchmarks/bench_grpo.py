@@ -1,15 +1,17 @@
 """GRPO's targets, measured: held-out accuracy on two-digit addition, and CartPole-v1 solved.
 
-addition   For each seed: imitation on 700 demonstrations, then GRPO (grpo.Config defaults)
-           for up to --updates updates or --max-seconds of training, whichever comes first;
-           greedy held-out accuracy after the warm start and after GRPO, the gain, training
-           seconds (evaluation excluded) and the sampled tokens at which 90% was first seen
-           (checked every 50 updates). Beside it, imitation alone with more demonstrations
-           (same epochs), the labelled examples GRPO's verifier stands in for.
-cartpole   For each seed: GRPO on episodes (algos/grpo_gym.py, defaults, budget 300k
-           transitions) and PPO (minipg.train defaults, budget 50k env steps), each evaluated on
-           20 episodes of the stochastic policy after every update (outside the timed training);
-           env steps and training seconds at the first mean >= 475.
+addition   For each seed: imitation on 700 demonstrations, then GRPO (minipg.lm.grpo.train,
+           minipg.algos.grpo.Config defaults) for up to --updates updates or --max-seconds of
+           training, whichever comes first; greedy held-out accuracy after the warm start and
+           after GRPO, the gain, training seconds (evaluation excluded) and the sampled tokens
+           at which 90% was first seen (checked every 50 updates). Beside it, imitation alone
+           with more demonstrations (same epochs), the labelled examples GRPO's verifier stands
+           in for.
+cartpole   For each seed: GRPO on episodes (minipg.train(env, "grpo", ...), the
+           minipg.algos.grpo_gym.Config defaults, budget 300k transitions) and PPO
+           (minipg.train defaults, budget 50k env steps), each run in a temporary run directory
+           and evaluated on 20 episodes of the stochastic policy after every update (outside
+           the timed training); env steps and training seconds at the first mean >= 475.
 
     python benchmarks/bench_grpo.py                    # both parts, seeds 0 1 2
     python benchmarks/bench_grpo.py --part addition --seeds 0
@@ -23,9 +25,10 @@ import time
 from threadpoolctl import threadpool_limits
 
 import minipg
-from minipg.algos import grpo, grpo_gym
-from minipg.lm.imitation import warm_start
+from minipg.algos.grpo import Config
+from minipg.lm import grpo
 from minipg.lm.addition import AdditionTask
+from minipg.lm.imitation import warm_start
 from minipg.run.evaluate import evaluate
 
 N_DEMOS = 700
@@ -54,7 +57,7 @@ def addition(seed, updates, max_seconds):
         clock["outside"] += time.perf_counter() - entered
         return done
 
-    grpo.train(policy, task, grpo.Config(num_updates=updates, seed=seed), callback=callback)
+    grpo.train(policy, task, Config(num_updates=updates, seed=seed), callback=callback)
     return warm, result["final"], clock["trained"], result["at_90"]
 
 
@@ -76,10 +79,10 @@ def until_solved(seed, solved):
     return check
 
 
-def solve_grpo(seed, max_steps):
+def solve_grpo(seed, max_steps, run_dir):
     solved = {}
-    grpo_gym.train(grpo_gym.Config(total_steps=max_steps, seed=seed),
-                   callback=until_solved(seed, solved))
+    minipg.train("CartPole-v1", "grpo", max_steps, seed, run_dir=run_dir,
+                 callback=until_solved(seed, solved), log_every=-1)
     return solved.get("steps"), solved.get("seconds")
 
 
@@ -122,8 +125,9 @@ def main(argv=None):
             print(f"{'seed':>4} {'GRPO (300k budget)':>22} {'PPO (50k budget)':>22}")
             with tempfile.TemporaryDirectory() as tmp:
                 for seed in args.seeds:
-                    g_steps, g_seconds = solve_grpo(seed, 300_000)
-                    p_steps, p_seconds = solve_ppo(seed, 50_000, os.path.join(tmp, str(seed)))
+                    g_steps, g_seconds = solve_grpo(seed, 300_000,
+                                                    os.path.join(tmp, f"grpo-{seed}"))
+                    p_steps, p_seconds = solve_ppo(seed, 50_000, os.path.join(tmp, f"ppo-{seed}"))
                     ok &= g_steps is not None
                     cell = lambda s, t: f"{s:,} ({t:.1f} s)" if s else "not solved"
                     grpo_cell, ppo_cell = cell(g_steps, g_seconds), cell(p_steps, p_seconds)

@@ -26,7 +26,7 @@ every BLAS / OpenMP pool):
     final eval    mean +- std of 20 episodes of the policy that run ended with.
     cold start s  a fresh Python process, from its launch to the library's first env step:
                   interpreter, imports, building the agent (measured once per seed in turn).
-The evaluation is the same code and the same seeds for both libraries: minipg.run.loop.evaluate
+The evaluation is the same code and the same seeds for both libraries: minipg.evaluate
 steps 20 CartPole copies, and each policy gives its action probabilities, from which the same
 inverse-CDF draw on the same NumPy Generator picks the actions (SampledActor).
 
@@ -83,15 +83,18 @@ MINIPG_AS_SB3 = dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=
 
 
 class SampledActor:
-    """The act() that minipg.run.loop.evaluate calls, for a policy given by its probabilities.
+    """The act() that minipg.evaluate calls, for a policy given by its probabilities.
 
     probs_fn(obs) -> (N, K) action probabilities. The action is drawn by inverting the CDF with
     one uniform from the evaluation's Generator: a = #{k : cdf_k <= u}, the first k with
-    u < cdf_k (clamped to K - 1 in case the last cdf entry rounds below 1).
+    u < cdf_k (clamped to K - 1 in case the last cdf entry rounds below 1). kind, obs_dim and
+    n_actions are what the evaluation checks against the env's spaces before it runs.
     """
+    kind = "categorical"
 
-    def __init__(self, probs_fn):
+    def __init__(self, probs_fn, obs_dim=4, n_actions=2):      # CartPole-v1's spaces
         self.probs_fn = probs_fn
+        self.obs_dim, self.n_actions = obs_dim, n_actions
 
     def act(self, obs, deterministic=False, rng=None):
         probs = np.asarray(self.probs_fn(obs), dtype=np.float64)

@@ -9,7 +9,7 @@ before the next one, a 128-128 tanh MLP, a softmax over 14 tokens; every gradien
 
 1. Imitation. Cross-entropy on 700 demonstrations (minipg/lm/imitation.py), 60 epochs: the
    training answers are memorised, and the held-out accuracy stops near 45%.
-2. GRPO (minipg/algos/grpo.py). Each update draws 32 fresh training prompts, samples 8 answers
+2. GRPO (the loop: minipg/lm/grpo.py; the update: minipg/algos/grpo.py). Each update draws 32 fresh training prompts, samples 8 answers
    to each, asks the verifier, and weighs every token of an answer by how much better than its
    group it did: (r - group mean) / group std. No answer key, no critic.
 3. Held-out accuracy (greedy decoding) before and after, and a few answers.
@@ -24,9 +24,10 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from minipg.algos import grpo
-from minipg.lm.imitation import warm_start
+from minipg.algos.grpo import Config
+from minipg.lm import grpo
 from minipg.lm.addition import AdditionTask, decode, encode_prompts
+from minipg.lm.imitation import warm_start
 
 N_DEMOS = 700
 EVAL_EVERY = 50
@@ -46,7 +47,7 @@ def main(seed=0, updates=1000, max_seconds=120.0, plot=None):
 
     # 2. GRPO from there. The callback runs outside the timed training: it evaluates on the
     #    held-out pairs and stops at the time budget.
-    config = grpo.Config(num_updates=updates, seed=seed)
+    config = Config(num_updates=updates, seed=seed)
     curve = [(0, warm)]
     clock = {"start": time.perf_counter(), "outside": 0.0}
 

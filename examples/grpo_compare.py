@@ -5,7 +5,7 @@ All three start from the policy of examples/grpo_addition.py (700 demonstrations
 sample 256 responses per update for `--updates` updates; the curves put held-out accuracy
 (greedy) against the response tokens sampled so far.
 
-- GRPO (minipg/algos/grpo.py, defaults): 32 prompts x 8 responses, advantages
+- GRPO (minipg/lm/grpo.py around minipg/algos/grpo.py, defaults): 32 prompts x 8 responses, advantages
   (r - group mean) / group std, 2 clipped steps per batch.
 - REINFORCE with a leave-one-out baseline (RLOO): the same code with baseline="leave_one_out",
   scale="none", one step per batch (the ratio is 1, nothing clips) and loss_agg="dr_grpo" (a
@@ -23,16 +23,16 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from minipg.algos import grpo
-from minipg.lm import token_ppo
-from minipg.lm.imitation import warm_start
+from minipg.algos.grpo import Config
+from minipg.lm import grpo, token_ppo
 from minipg.lm.addition import AdditionTask
+from minipg.lm.imitation import warm_start
 
 N_DEMOS = 700
 EVAL_EVERY = 50
 METHODS = {
-    "GRPO": lambda updates, seed: (grpo.train, grpo.Config(num_updates=updates, seed=seed)),
-    "REINFORCE, leave-one-out": lambda updates, seed: (grpo.train, grpo.Config(
+    "GRPO": lambda updates, seed: (grpo.train, Config(num_updates=updates, seed=seed)),
+    "REINFORCE, leave-one-out": lambda updates, seed: (grpo.train, Config(
         num_updates=updates, seed=seed, baseline="leave_one_out", scale="none",
         num_iterations=1, loss_agg="dr_grpo")),
     "PPO, per-token critic": lambda updates, seed: (token_ppo.train, token_ppo.Config(

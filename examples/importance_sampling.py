@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minipg.exact.mdp import TabularMDP
-from minipg.exact.importance import (kl, off_policy_episode_grads, off_policy_moments, ratios,
-                             weight_second_moment)
+from minipg.exact import TabularMDP
 from minipg.exact.examples import layered_mdp
+from minipg.exact.importance import (kl, off_policy_episode_grads, off_policy_moments, ratios,
+                                     weight_second_moment)
 
 H, WIDTH, N_ACTIONS = 6, 2, 3
 CLIP_COEF = 0.2

@@ -1,7 +1,7 @@
 """Exact vanilla vs exact natural gradient ascent on a small MDP: the plateau of a
 near-deterministic policy, and how the natural gradient crosses it.
 
-The MDP (minipg.exact.mdp.TabularMDP, every trajectory enumerated, so J and its gradients are exact):
+The MDP (minipg.exact.TabularMDP, every trajectory enumerated, so J and its gradients are exact):
 a chain of 4 states, start in state 0, horizon 8, no discount. Action "right" moves one state
 along (and stays in the last one), action "back" returns to state 0. The only reward is 1 for
 "right" in the last state, so the best policy walks right: J = 5 (three steps to the end, then
@@ -35,7 +35,7 @@ import argparse
 
 import numpy as np
 
-from minipg.exact.mdp import TabularMDP
+from minipg.exact import TabularMDP
 from minipg.exact.fisher import natural_gradient
 
 N_STATES, HORIZON = 4, 8

@@ -1,6 +1,6 @@
 """The gradient-variance explorer: unbiased estimators of one gradient, and how noisy each one is.
 
-The MDP, small enough that minipg.exact.mdp knows its gradient exactly:
+The MDP, small enough that minipg.exact knows its gradient exactly:
 - 3 steps; the state is the time step t, and the policy is pi(.|t) = softmax(theta[t]) over 3
   actions. theta = 0 (uniform, the start of training) unless --confidence c puts logit c on
   each step's best action.
@@ -21,7 +21,7 @@ Two ways to run it:
 
     python examples/variance_explorer.py [--out docs/variance.png] [--batches 2000] [--seed 0]
         the static figure: each estimator's variance against N, measured over many independent
-        batches (markers) and exact (dashed, from minipg.exact.mdp's enumeration);
+        batches (markers) and exact (dashed, from minipg.exact's enumeration);
 
     python examples/variance_explorer.py --interactive [--confidence 0] [--seed 0]
         the instrument: a window with knobs (full return or reward-to-go or GAE(lambda); no
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minipg.exact.mdp import TabularMDP
+from minipg.exact import TabularMDP
 
 BATCH_SIZES = 2 ** np.arange(9)          # N = 1, 2, 4, ..., 256
 LAM = 0.95

@@ -118,7 +118,7 @@ class MLP:
 
     def live_in(self, buffer):
         """Copy params into buffer (1-d, same length and dtype) and compute from it from now on:
-        how several networks come to share one flat vector (minipg.core.policies.join_params)."""
+        how several networks come to share one flat vector (minipg.core.heads.join_params)."""
         buffer = check_flat_buffer("buffer", buffer, self.params.size, self.dtype)
         buffer[...] = self.params
         self.params = buffer

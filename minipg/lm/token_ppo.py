@@ -128,8 +128,8 @@ def update(policy, critic, optim, tokens, mask, start, rewards, config):
 def train(policy, task, config, callback=None):
     """Sample one response to each of num_responses fresh prompts, update; num_updates times.
 
-    The task protocol is grpo.train's. The critic starts fresh; its parameters and the policy's
-    share one vector and one Adam. Returns the list of records.
+    The task protocol is minipg.lm.grpo.train's. The critic starts fresh; its parameters and the
+    policy's share one vector and one Adam. Returns the list of records.
     """
     config.validate()
     rng = as_generator(config.seed)

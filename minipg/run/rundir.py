@@ -1,7 +1,7 @@
 """Run directories: claimed atomically, one process at a time, never overwritten by surprise.
 
 A run directory holds config.json, progress.csv, checkpoint.npz (and env_state-<digest>.pkl, see
-minipg.run.checkpoint). Claiming one for a run follows three rules:
+minipg.run.env_state). Claiming one for a run follows three rules:
 
 1. No check-then-create race: a directory is created with os.mkdir, which fails if it exists,
    so of two processes asking for the same new name exactly one gets it. The default name

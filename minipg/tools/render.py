@@ -10,7 +10,7 @@ observations themselves (DRAWERS).
 
 Frames wider than MAX_WIDTH pixels are scaled down (a 1,000-step MuJoCo episode at full size
 would hold gigabytes); an MP4 is written frame by frame, a GIF kept as 8-bit palette images
-until it is saved. The file appears only once complete (minipg.run.checkpoint.atomic_output).
+until it is saved. The file appears only once complete (minipg.run.files.atomic_output).
 """
 import inspect
 import os
