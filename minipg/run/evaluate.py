@@ -11,15 +11,22 @@ from minipg.run.checkpoint import read_checkpoint
 
 __all__ = ["resolve", "evaluate"]
 
+POLICY_ATTRIBUTES = ("act", "kind", "obs_dim")
+"""What an evaluation reads of a policy object: act(obs), and what checks it fits the env (kind
+"categorical" with n_actions, or "gaussian" with action_dim; obs_dim)."""
+
 
 def resolve(policy_or_checkpoint, env=None, max_episode_steps=None):
     """(policy, env, max_episode_steps) for an evaluation: a policy object is used as it is; a
     checkpoint path or run directory gives its policy (with its observation statistics), and,
     when env or max_episode_steps is None, the env and step limit of the run that saved it."""
     if not isinstance(policy_or_checkpoint, (str, bytes, os.PathLike)):
-        if not hasattr(policy_or_checkpoint, "act"):
+        missing = [name for name in POLICY_ATTRIBUTES if not hasattr(policy_or_checkpoint, name)]
+        if missing:
             raise TypeError(f"policy_or_checkpoint must be a policy, a checkpoint .npz or a run "
-                            f"directory, got {type(policy_or_checkpoint).__name__}")
+                            f"directory, got {type(policy_or_checkpoint).__name__} (a policy "
+                            f"object needs {', '.join(POLICY_ATTRIBUTES)}; it lacks "
+                            f"{', '.join(missing)})")
         if env is None:
             raise TypeError("evaluating a policy object needs env (an id or a factory)")
         return policy_or_checkpoint, env, max_episode_steps
