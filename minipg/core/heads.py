@@ -3,16 +3,16 @@ flat state of a network, and one vector for several networks.
 
 Shapes: observations are (..., obs_dim) with any leading batch dims, e.g. (B, obs_dim), time-first
 (T, N, obs_dim), or one observation (obs_dim,). The network sees rows (B, obs_dim); everything
-per sample keeps the leading dims. The checks here are of shape and dtype only (a few
-attribute reads): whether the numbers are finite is checked where they enter -- the rollout
-collector checks what the env returns, `act` what a user passes.
+per sample keeps the leading dims. as_rows, run by every forward, checks shape and dtype only (a
+few attribute reads): whether the numbers are finite is checked where they enter -- the rollout
+collector checks what the env returns, `act` what a user passes (check_finite_obs).
 """
 import json
 
 import numpy as np
 
-__all__ = ["HIDDEN_GAIN", "Cache", "as_rows", "check_rows", "check_vector", "join_params",
-           "Stateful"]
+__all__ = ["HIDDEN_GAIN", "Cache", "as_rows", "check_finite_obs", "check_rows", "check_vector",
+           "join_params", "Stateful"]
 
 HIDDEN_GAIN = np.sqrt(2.0)
 
@@ -27,10 +27,19 @@ def as_rows(obs, obs_dim):
                          f"{obs.shape}")
     if obs.size == 0:
         raise ValueError(f"obs is an empty batch (shape {obs.shape}); need at least one row")
+    return obs.reshape(-1, obs_dim), obs.shape[:-1]
+
+
+def check_finite_obs(obs, obs_dim):
+    """obs as an array, checked like as_rows and also scanned for NaN and inf: for the entry
+    points that take a user's raw observations (policy.act), not for forward/distribution,
+    whose input the caller has checked (the rollout collector checks what the env returns)."""
+    obs = np.asarray(obs)
+    as_rows(obs, obs_dim)                     # shape and dtype first: isfinite needs numbers
     if not np.isfinite(obs).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(obs))[0])
         raise ValueError(f"obs contains a non-finite value (NaN or inf) at index {bad}")
-    return obs.reshape(-1, obs_dim), obs.shape[:-1]
+    return obs
 
 
 def check_rows(name, grad, batch_shape, event_shape):

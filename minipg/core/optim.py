@@ -4,22 +4,30 @@ An optimizer holds the flat `params` array it was given (float32 or float64; its
 same dtype) and updates it IN PLACE on each step(grad): the networks' layers are views into that
 array, so rebinding it would cut them off. step takes the gradient it applies, as an argument:
 the gradient is a value the algorithm computed (backward returns it), not a buffer the
-optimizer reads behind the reader's back. The learning rate is a plain attribute; a trainer sets
-it from a schedule before each update:
+optimizer reads behind the reader's back. The learning rate is an attribute checked when it is
+set (a property: a negative or NaN rate raises ValueError at the assignment, not at every step);
+a trainer sets it from a schedule before each update:
 
     optimizer.learning_rate = schedule(fraction_done)
     optimizer.step(grad)
+
+What step() checks costs nothing next to the step itself: the gradient's shape and dtype, and
+its finiteness through its norm (one dot product). Whether the parameters are still finite
+after the steps of an update is checked once per iteration by the training loops
+(params_stay_finite around the update: minipg/run/loop.py, minipg/lm/), not after every step.
 
 `state()` gives copies of everything step() carries from one call to the next (Adam's moments
 and step count, SGD's velocity) as numpy arrays, and `load_state(state)` puts them back, so a
 checkpoint can resume training exactly where it stopped.
 """
+import contextlib
+
 import numpy as np
 
 from minipg.core.checks import check_real
 
 __all__ = ["Adam", "SGD", "clip_grad_norm", "global_norm", "clip_and_step",
-           "constant_schedule", "linear_schedule"]
+           "check_finite_params", "params_stay_finite", "constant_schedule", "linear_schedule"]
 
 
 def _read_state(state, arrays, scalars):
@@ -84,7 +92,19 @@ def global_norm(grad):
     return norm
 
 
-class Adam:
+class _LearningRate:
+    """The learning_rate property of both optimizers: a float >= 0, checked when it is set."""
+
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = check_real("learning_rate", value, 0.0)
+
+
+class Adam(_LearningRate):
     """Adam (Kingma & Ba, 2015), bias correction written out. With g = grad at step t = 1, 2, ...:
 
         m_t     = beta1 * m_{t-1} + (1 - beta1) * g          first moment, m_0 = 0
@@ -102,7 +122,7 @@ class Adam:
 
     def __init__(self, params, learning_rate=3e-4, betas=(0.9, 0.999), eps=1e-8):
         self.params = _check_params(params)
-        self.learning_rate = check_real("learning_rate", learning_rate, 0.0)
+        self.learning_rate = learning_rate          # checked by the setter
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.beta1 = check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False)
@@ -116,8 +136,7 @@ class Adam:
     def step(self, grad):
         """One Adam update of params, in place, from the gradient of the loss."""
         g = _check_grad(grad, self.params)
-        # Checked here, not only in __init__: a schedule may have set it since.
-        learning_rate = check_real("learning_rate", self.learning_rate, 0.0)
+        learning_rate = self._learning_rate         # checked when it was set
         self.t += 1
         m, v, s = self.m, self.v, self._scratch
         np.subtract(g, m, out=s)                  # m_t = m + (1 - beta1) (g - m)
@@ -148,10 +167,10 @@ class Adam:
         learning_rate = check_real("state['learning_rate']", values["learning_rate"], 0.0)
         self.m[...] = values["m"]
         self.v[...] = values["v"]
-        self.t, self.learning_rate = values["t"], learning_rate
+        self.t, self._learning_rate = values["t"], learning_rate
 
 
-class SGD:
+class SGD(_LearningRate):
     """Stochastic gradient descent with optional (heavy-ball) momentum:
 
         velocity = momentum * velocity + g,     params -= learning_rate * velocity
@@ -161,17 +180,16 @@ class SGD:
 
     def __init__(self, params, learning_rate, momentum=0.0):
         self.params = _check_params(params)
-        self.learning_rate = check_real("learning_rate", learning_rate, 0.0)
+        self.learning_rate = learning_rate          # checked by the setter
         self.momentum = check_real("momentum", momentum, 0.0, 1.0, high_inclusive=False)
         self.velocity = np.zeros_like(params)
 
     def step(self, grad):
         """One SGD update of params, in place."""
         g = _check_grad(grad, self.params)
-        learning_rate = check_real("learning_rate", self.learning_rate, 0.0)
         self.velocity *= self.momentum
         self.velocity += g
-        self.params -= learning_rate * self.velocity
+        self.params -= self._learning_rate * self.velocity
 
     def state(self):
         """Copies of the velocity and the learning rate: {name: numpy array}."""
@@ -183,7 +201,7 @@ class SGD:
         values = _read_state(state, {"velocity": self.velocity}, {"learning_rate": float})
         learning_rate = check_real("state['learning_rate']", values["learning_rate"], 0.0)
         self.velocity[...] = values["velocity"]
-        self.learning_rate = learning_rate
+        self._learning_rate = learning_rate
 
 
 def clip_grad_norm(grad, max_norm):
@@ -210,21 +228,48 @@ def clip_and_step(optim, grad, max_grad_norm):
     """Clip the global norm of grad (all networks the optimizer holds) to max_grad_norm (0: no
     clipping), then take one optimizer step; returns the norm before clipping for the log.
 
-    A NaN or inf in grad raises FloatingPointError before the parameters are touched, and so
-    does a step that would leave a parameter non-finite (a learning rate far too large).
+    A NaN or inf in grad raises FloatingPointError before the parameters are touched (free: the
+    norm is computed anyway). The parameters the step leaves are not scanned here: a training
+    loop checks them once per iteration, after the update (check_finite_params).
     """
     try:
         norm = clip_grad_norm(grad, max_grad_norm) if max_grad_norm > 0 else global_norm(grad)
     except ValueError as error:
         raise FloatingPointError(f"non-finite gradient: {error}") from None
     optim.step(grad)
-    try:
-        global_norm(optim.params)
-    except ValueError:
-        index = int(np.argmax(~np.isfinite(optim.params)))
-        raise FloatingPointError(f"parameters non-finite after an optimizer step (first at "
-                                 f"index {index}): the step was far too large") from None
     return norm
+
+
+def check_finite_params(**params):
+    """FloatingPointError if a parameter vector (by name, in the order given) holds a NaN or
+    inf, or values so large that their squares overflow: what an optimizer step far too large
+    (a learning rate far too high) leaves. One dot product per vector (global_norm), cheap
+    enough for once per iteration: training loops call it right after each update.
+    """
+    for name, vector in params.items():
+        try:
+            global_norm(vector)
+        except ValueError:
+            bad = ~np.isfinite(vector)
+            where = (f"first at index {int(np.argmax(bad))}" if bad.any()
+                     else "values whose squares overflow")
+            raise FloatingPointError(f"parameters non-finite after an optimizer step ({name}, "
+                                     f"{where}): the step was far too large") from None
+
+
+@contextlib.contextmanager
+def params_stay_finite(**params):
+    """`with params_stay_finite(policy=policy.params): update(...)`: check_finite_params after
+    the block. A step far too large in the middle of an update with several steps makes the
+    next forward or gradient fail first (a NaN logit, a NaN gradient): when the block raises
+    ValueError or FloatingPointError and the parameters are no longer finite, the parameters'
+    FloatingPointError is raised instead, the cause rather than its consequence."""
+    try:
+        yield
+    except (ValueError, FloatingPointError):
+        check_finite_params(**params)
+        raise
+    check_finite_params(**params)
 
 
 def constant_schedule(value):

@@ -14,22 +14,32 @@ and the other way, forward mode: `policy.jvp(cache, v)` is how the distribution'
 move when params move along v (the Jacobian J times v), in the layout of dist_grads; backward
 is J^T. A trust-region method needs both: F v = J^T F_dist J v.
 
-`policy.distribution(obs)`, `policy.act(obs)` are the same forward passes without a cache, for acting. No object remembers its last forward pass: two forwards may
-be alive at once, and each backward uses the cache it is given. A policy trained with norm_obs
-carries its observation statistics: act() takes the env's raw observations and normalises them
-(normalize_input); forward() and distribution() take the network's input.
+`policy.distribution(obs)`, `policy.act(obs)` are the same forward passes without a cache, for
+acting. No object remembers its last forward pass: two forwards may be alive at once, and each
+backward uses the cache it is given.
+
+Checks: forward, distribution (and the value function's forward and predict) are the network's
+API, called thousands of times per run on observations the caller has checked (the rollout
+collector checks what the env returns): they check shape and dtype only. act() is the entry point
+for a user's raw observations and also rejects a NaN or inf in them (ValueError).
+
+A policy trained with norm_obs carries its observation statistics: act() takes the env's raw
+observations and normalises them (normalize_input); forward() and distribution() take the
+network's input.
 
 Every trainable number of a policy lives in one flat vector `params` (float32 or float64, the
 arithmetic of the network), and backward returns a gradient laid out the same way. Update
 params in place, never rebind it: the layers are views into it. `join_params(policy, value_fn)`
-(minipg/core/heads.py) moves several networks into one vector, so that one optimizer pass updates them all.
+(minipg/core/heads.py) moves several networks into one vector, so that one optimizer pass
+updates them all.
 """
 import numpy as np
 
 from minipg.core.checks import as_generator, check_float_dtype
 from minipg.core.distributions import (Categorical, CategoricalGrads, DiagGaussian,
                                        DiagGaussianGrads)
-from minipg.core.heads import HIDDEN_GAIN, Cache, Stateful, as_rows, check_rows, check_vector
+from minipg.core.heads import (HIDDEN_GAIN, Cache, Stateful, as_rows, check_finite_obs,
+                               check_rows, check_vector)
 from minipg.core.nn import MLP
 from minipg.core.normalize import RunningMeanStd, normalize_obs
 
@@ -73,6 +83,7 @@ class _Policy(Stateful):
         training, sample from distribution() instead and keep the unclipped sample: log_prob
         must be of the action that was drawn.
         """
+        obs = check_finite_obs(obs, self.obs_dim)    # a user's numbers: the one NaN scan
         dist = self.distribution(self.normalize_input(obs))
         actions = dist.mode() if deterministic else dist.sample(self.rng if rng is None else rng)
         return self.to_env(actions)

@@ -14,7 +14,7 @@ import numpy as np
 
 from minipg.algos.grpo import update
 from minipg.core.checks import as_generator
-from minipg.core.optim import Adam
+from minipg.core.optim import Adam, params_stay_finite
 
 __all__ = ["train"]
 
@@ -41,8 +41,9 @@ def train(policy, task, config, optim=None, ref_policy=None, callback=None):
                                        rng=rng, temperature=config.temperature)
         rewards = task.reward(np.repeat(answers, G, axis=0), tokens).reshape(P, G)
         sampled_tokens += int(mask.sum())
-        record = update(policy, optim, tokens, mask, task.prompt_len, rewards, config,
-                        ref_policy)
+        with params_stay_finite(policy=policy.params):     # once per update, not per step
+            record = update(policy, optim, tokens, mask, task.prompt_len, rewards, config,
+                            ref_policy)
         record.update(update=k, sampled_tokens=sampled_tokens)
         history.append(record)
         if callback is not None and callback(record, policy):

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minipg.core.optim import clip_and_step
+from minipg.core.optim import Adam, clip_and_step, params_stay_finite
 from minipg.core.losses import normalize
 from minipg.algos.grpo import clipped_token_loss, token_weights
 from minipg.core.checks import as_generator, check_int, check_real
-from minipg.core.optim import Adam
 from minipg.core.heads import join_params
 from minipg.core.returns import gae
 from minipg.lm.sequence import SequenceNet
@@ -141,7 +140,9 @@ def train(policy, task, config, callback=None):
         tokens, mask = policy.generate(prompts, task.max_new_tokens, rng=rng)
         rewards = task.reward(answers, tokens)
         sampled_tokens += int(mask.sum())
-        record = update(policy, critic, optim, tokens, mask, task.prompt_len, rewards, config)
+        with params_stay_finite(policy=policy.params, critic=critic.params):  # once per update
+            record = update(policy, critic, optim, tokens, mask, task.prompt_len, rewards,
+                            config)
         record.update(update=k, sampled_tokens=sampled_tokens)
         history.append(record)
         if callback is not None and callback(record, policy):

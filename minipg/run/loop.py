@@ -3,7 +3,8 @@
     while env steps < total_steps:
         batch = collector.collect()       a (T, N) rollout, or groups of episodes (the algorithm's
                                           COLLECTS: minipg/envs/rollout.py, minipg/envs/groups.py)
-        stats = algo.update(batch, ...)   advantages and gradient steps (minipg/algos/)
+        stats = algo.update(batch, ...)   advantages and gradient steps (minipg/algos/), then
+                                          one check that the parameters are still finite
         log: env steps, steps/s, mean return of recent episodes, losses
         every checkpoint_every seconds: checkpoint
 
@@ -33,7 +34,7 @@ import numpy as np
 from minipg.algos.config import make_config
 from minipg.algos.registry import ALGOS
 from minipg.core.checks import raise_if_non_finite
-from minipg.core.optim import linear_schedule
+from minipg.core.optim import linear_schedule, params_stay_finite
 from minipg.core.speed import training_speed
 from minipg.envs.episodes import run_episodes
 from minipg.envs.make import env_arguments, env_name
@@ -198,8 +199,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
                 batch = collector.collect()
                 stage = "update"
                 raise_if_non_finite(**batch.network_outputs())
-                stats = module.update(batch, parts.policy, parts.value_fn, optim, config,
-                                      parts.update_rng)
+                stats = _update(module, batch, parts, optim, config)
                 raise_if_non_finite(**{f"loss {k}": v for k, v in stats.items()})
                 progress.train_seconds += time.perf_counter() - start
                 record = _record(progress, iteration, batch, collector, learning_rate, stats)
@@ -234,6 +234,19 @@ def _run(config, module, parts, run, log, progress, note, callback):
         parts.env.close()
         run.release()
     return _finish(config, parts, run, checkpointer, history, interrupted, resumed_from, verbose)
+
+
+def _update(module, batch, parts, optim, config):
+    """The algorithm's update, then the one check per iteration that its steps left the
+    parameters of the policy and the value function finite (the optimizer does not scan them
+    after each step): a FloatingPointError in stage "update", whose advice is a lower
+    learning_rate (minipg/core/optim.py, params_stay_finite)."""
+    params = {"policy params": parts.policy.params}
+    if parts.value_fn is not None:
+        params["value function params"] = parts.value_fn.params
+    with params_stay_finite(**params):
+        return module.update(batch, parts.policy, parts.value_fn, optim, config,
+                             parts.update_rng)
 
 
 def _record(progress, iteration, batch, collector, learning_rate, stats):

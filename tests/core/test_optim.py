@@ -63,9 +63,9 @@ def test_learning_rate_is_a_mutable_attribute():
     adam.learning_rate = 0.01
     adam.step(np.ones(2))
     assert (params < 0).all()
-    adam.learning_rate = -1.0
-    with pytest.raises(ValueError, match="learning_rate"):
-        adam.step(np.ones(2))
+    with pytest.raises(ValueError, match="learning_rate"):   # checked when set, not per step
+        adam.learning_rate = -1.0
+    assert adam.learning_rate == 0.01
 
 
 # ------------------------------------------------------------------------------------------
