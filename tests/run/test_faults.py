@@ -331,6 +331,7 @@ def test_threads_claiming_the_same_default_name_get_distinct_directories(tmp_pat
 
 def test_a_run_directory_in_use_is_refused(tmp_path):
     holder = rundir.claim(tmp_path / "run")
+    marker = (tmp_path / "run" / rundir.MARKER_FILE).read_bytes()
     try:
         with pytest.raises(rundir.RunDirError, match="in use by another minipg process"):
             minipg.train("CartPole-v1", "ppo", 64, 0, run_dir=str(tmp_path / "run"), **SMALL)
@@ -338,7 +339,8 @@ def test_a_run_directory_in_use_is_refused(tmp_path):
             minipg.train(resume=str(tmp_path / "run"))
     finally:
         holder.release()
-    assert os.listdir(tmp_path / "run") == [rundir.LOCK_FILE]        # nothing was written
+    assert sorted(os.listdir(tmp_path / "run")) == [rundir.LOCK_FILE, rundir.MARKER_FILE]
+    assert (tmp_path / "run" / rundir.MARKER_FILE).read_bytes() == marker  # nothing written
 
 
 def test_two_processes_started_together(tmp_path):
