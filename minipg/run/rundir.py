@@ -167,7 +167,7 @@ def claim(run_dir=None, default_name=None, resume=False, overwrite=False):
 def _refuse_to_overwrite_outright(run_dir):
     """The filesystem root, the home directory and the current directory hold a user's own
     files: overwrite is never pointed at them, whatever they contain."""
-    real = os.path.realpath(run_dir)
+    real = os.path.realpath(os.path.expanduser(run_dir))
     for what, path in (("the home directory", os.path.expanduser("~")),
                        ("the current directory", os.getcwd())):
         if real == os.path.realpath(path):
