@@ -236,9 +236,10 @@ def _run(config, module, parts, run, log, progress, note, callback):
                 if request.pressed:
                     interrupted = True
                     break
-        stage = "checkpoint"
-        if checkpointer.saved_iteration != progress.iteration:
-            checkpointer.save(snapshot, _env_state_of(parts, env_in_step))
+            stage = "checkpoint"                  # still under the handlers: a second signal
+            if checkpointer.saved_iteration != progress.iteration:     # stops this save at once
+                checkpointer.save(snapshot, _env_state_of(parts, env_in_step))
+        interrupted = interrupted or request.pressed      # a signal during that save
     except (KeyboardInterrupt, SignalStop):     # a second signal, or one raised by a callback
         interrupted = True
         checkpointer.save_unless_saved(snapshot, _env_state_of(parts, env_in_step))
