@@ -178,6 +178,8 @@ def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
         progress, note = restore(parts, saved, run.path)
         log = rundir.ProgressLog(run.file("progress.csv"), csv_fields(module),
                                  keep_rows=progress.iteration)
+        if run.run_id is None:              # a run from before the marker: marked from now on
+            run.mark()
     except BaseException:
         if parts is not None:
             parts.env.close()

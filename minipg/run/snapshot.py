@@ -135,13 +135,11 @@ def check_run_id(saved, run):
     """Refuse to resume a checkpoint written by another run than the one in `run` (a RunDir):
     copied in from another run directory, it would continue that run under this one's name.
 
-    A checkpoint from before run ids resumes; so does a run directory from before the marker,
-    which gets one now (a new id, recorded by every checkpoint from here on).
+    A checkpoint from before run ids resumes; so does a run directory from before the marker
+    (the resume marks it, with a new id that every checkpoint records from then on).
     """
     saved_id = saved.run_id()
     if saved_id is None:
-        if run.run_id is None:
-            run.mark()
         return
     if run.run_id is None:
         raise CheckpointError(f"{saved.path} was written by run {saved_id}, but {run.path} has no "

@@ -610,6 +610,10 @@ def test_a_run_from_before_the_marker_is_overwritten_and_resumed(tmp_path):
     run_id = rundir.read_marker(old)
     assert run_id is not None and ckpt.read_checkpoint(old).run_id() == run_id
     minipg.train(resume=str(old))                       # and it goes on resuming
+    grpo = shutil.copytree(FIXTURES / "old_grpo_run", tmp_path / "grpo")
+    with pytest.raises(CheckpointError, match="holds no training state"):
+        minipg.train(resume=str(grpo))
+    assert rundir.read_marker(grpo) is None             # a refused resume marks nothing
     again = shutil.copytree(OLD_PPO, tmp_path / "again")
     result = minipg.train("CartPole-v1", "ppo", 64, 0, run_dir=str(again), overwrite=True,
                           **SMALL)
