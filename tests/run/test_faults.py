@@ -546,6 +546,7 @@ def test_a_full_disk_under_progress_csv_keeps_the_message_and_no_partial_row(tmp
     assert complete == "ends with a complete row: True"
     assert resumed == f"resumed from {failed - 1}"
     reference = minipg.train("CartPole-v1", "ppo", 160 * 32, 0, run_dir=str(tmp_path / "ref"),
+                             callback=lambda record, policy: record["iteration"] == failed,
                              **SMALL)
     assert len(progress_rows(run_dir)) == 160
     ours = (run_dir / "progress.csv").read_bytes().split(b"\r\n")
