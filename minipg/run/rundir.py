@@ -314,7 +314,8 @@ class ProgressLog:
                 f.write(self._line(dict(zip(self.fields, self.fields))))
         else:
             self._truncate(keep_rows)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        # O_BINARY (Windows only): the rows' \r\n go to the file as they are.
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
         self._size = os.fstat(self._fd).st_size        # where the last complete row ends
 
     def _line(self, record):
