@@ -12,7 +12,9 @@ The format. A checkpoint is an .npz (a zip of .npy arrays) holding
     optim/<name>/<key>     each optimizer's state()                       \\  what a resume
     collector/<key>        the rollout collector's arrays                  |  needs (the
     train/state            counters and every random generator's state,    |  trainer writes
-                           as JSON (numpy's bit_generator.state is a dict) /  them)
+                           as JSON (numpy's bit_generator.state is a dict) |  them)
+    run/id                 the run id of the run directory's marker       /
+                           (minipg/run/rundir.py): a resume refuses a checkpoint of another run
 
 A file written by `save_policy(policy, path)` holds one object without a prefix (params, config) and the
 same two format entries. Files written before the format entries existed read as version 0.
@@ -45,6 +47,7 @@ __all__ = ["CheckpointError", "FORMAT_VERSION", "CHECKPOINT_FILE", "write_checkp
 FORMAT = "minipg checkpoint"
 FORMAT_VERSION = 1
 FORMAT_KEY, VERSION_KEY = "minipg/format", "minipg/format_version"
+RUN_ID_KEY = "run/id"
 CHECKPOINT_FILE = "checkpoint.npz"
 
 _NPZ_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
@@ -118,6 +121,15 @@ class Checkpoint:
 
     def has(self, *names):
         return all(name in self.arrays for name in names)
+
+    def run_id(self):
+        """The id of the run that wrote this checkpoint, or None (written before run ids)."""
+        if RUN_ID_KEY not in self.arrays:
+            return None
+        value = self.arrays[RUN_ID_KEY]
+        if value.shape != () or value.dtype.kind != "U":
+            raise CheckpointError(f"{self.path}: entry {RUN_ID_KEY!r} is not a run id")
+        return str(value)
 
     def json(self, name):
         """The JSON document stored as a string under `name`, parsed."""

@@ -17,8 +17,9 @@ Nothing is lost. After every iteration the loop keeps a snapshot of the whole tr
 memory (minipg/run/snapshot.py: parameters, optimizer state, every random generator's state, the
 collector's episodes in progress, counters): a few array copies. A checkpoint writes the latest
 snapshot, so it always holds a consistent, good state, even when training stops in the middle of
-an iteration -- an exception from the env, a non-finite value, a failed write. The first Ctrl-C
-lets the current iteration finish (minipg/run/stops.py).
+an iteration -- an exception from the env, a non-finite value, a failed write, a SystemExit. The
+first Ctrl-C, SIGTERM or SIGHUP lets the current iteration finish, then saves (minipg/run/stops.py).
+A closed stdout silences the progress lines and training goes on.
 
 Resume. `train(resume=run_dir)` (`minipg train --resume RUN_DIR`) rebuilds everything from the
 checkpoint and, where the env's state was saved, continues bit for bit: a run stopped and
@@ -26,6 +27,7 @@ resumed writes the same progress.csv and final parameters as one never stopped.
 """
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -42,8 +44,10 @@ from minipg.run import presets, rundir
 from minipg.run.build import build
 from minipg.run.checkpoint import read_checkpoint
 from minipg.run.files import atomic_write
-from minipg.run.snapshot import Checkpointer, Progress, capture, restore, resumed_config
-from minipg.run.stops import ctrl_c_after_iteration, stopped
+from minipg.run.snapshot import (Checkpointer, Progress, capture, check_run_id, restore,
+                                 resumed_config)
+from minipg.run.stops import (SignalStop, StopRequest, resume_hint, save_last_state, say,
+                              signal_name, stop_after_iteration, stopped)
 
 __all__ = ["train", "TrainResult", "CSV_FIELDS", "csv_fields"]
 
@@ -76,7 +80,8 @@ class TrainResult:
     evaluation: object = None
     """Returns of the final evaluation episodes (config.eval_episodes > 0), else None."""
     interrupted: bool = False
-    """True when Ctrl-C stopped training early (the checkpoint holds the state at that point)."""
+    """True when Ctrl-C (or a KeyboardInterrupt) stopped training early (the checkpoint holds the
+    state at that point). SIGTERM and SIGHUP raise SignalStop instead (train's docstring)."""
     resumed_from: int = 0
     """The iteration this call continued from (0: a fresh run)."""
 
@@ -100,6 +105,15 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     resume=RUN_DIR continues the run saved there, with its saved config (a run whose env was
     made by a factory needs the same factory as env). Arguments given besides it must agree
     with that config, except the fields in RESUME_MAY_CHANGE (minipg/run/snapshot.py).
+
+    Stopping early (minipg/run/stops.py). Ctrl-C lets the current iteration finish, saves the
+    checkpoint and returns a result with interrupted=True. SIGTERM and SIGHUP do the same, then
+    raise minipg.run.stops.SignalStop, a SystemExit with code 128 + the signal number (uncaught,
+    the program ends as the signal asked, after the save); a second signal stops at once. These
+    handlers are installed only when train runs in the main thread over Python's default
+    handlers, and are restored when it returns. Any other way out -- an exception, SystemExit
+    from a callback or from a handler of the program's own -- saves the last complete
+    iteration first.
     """
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(record, policy), got "
@@ -155,6 +169,7 @@ def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
     try:
         saved = read_checkpoint(run.path)
         config = resumed_config(saved, given, ALGOS)
+        check_run_id(saved, run)
         if config.env_factory and factory is None:
             raise ValueError(f"the run in {run.path} trained on an env made by the factory "
                              f"{config.env_factory}: pass that factory as env to resume it")
@@ -163,6 +178,8 @@ def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
         progress, note = restore(parts, saved, run.path)
         log = rundir.ProgressLog(run.file("progress.csv"), csv_fields(module),
                                  keep_rows=progress.iteration)
+        if run.run_id is None:              # a run from before the marker: marked from now on
+            run.mark()
     except BaseException:
         if parts is not None:
             parts.env.close()
@@ -182,13 +199,13 @@ def _run(config, module, parts, run, log, progress, note, callback):
     resumed_from, verbose = progress.iteration, config.log_every >= 0
     if resumed_from:
         checkpointer.saved_iteration = resumed_from      # the checkpoint resumed from
-    _announce(config, run, collector, resumed_from, note, num_iterations, verbose)
-    history, last_print, interrupted = [], -math.inf, False
+    history, last_print, interrupted, request = [], -math.inf, False, StopRequest()
     snapshot, env_in_step = capture(parts, progress, config, config_json), True
     iteration, stage = progress.iteration, "start"
     try:
+        _announce(config, run, collector, resumed_from, note, num_iterations, verbose)
         # One BLAS thread and freed memory kept for reuse: minipg/core/speed.py says why.
-        with training_speed(), ctrl_c_after_iteration() as ctrl_c:
+        with training_speed(), stop_after_iteration(request):
             while collector.global_step < config.total_steps:
                 iteration, env_in_step, start = progress.iteration + 1, False, time.perf_counter()
                 learning_rate = schedule((iteration - 1) / num_iterations if num_iterations
@@ -205,6 +222,7 @@ def _run(config, module, parts, run, log, progress, note, callback):
                 record = _record(progress, iteration, batch, collector, learning_rate, stats)
                 history.append(record)
                 stage = "log"
+                run.check_lock()                  # this process still owns the directory
                 log.write(record)
                 snapshot, env_in_step = capture(parts, progress, config, config_json), True
                 stage = "checkpoint"
@@ -213,27 +231,50 @@ def _run(config, module, parts, run, log, progress, note, callback):
                     checkpointer.save(snapshot, _env_state_of(parts, env_in_step))
                 if verbose and (progress.train_seconds - last_print >= config.log_every or last):
                     last_print = progress.train_seconds
-                    print(progress_line(record, config.total_steps), flush=True)
+                    say(progress_line(record, config.total_steps))
                 stage = "callback"
                 if callback is not None and callback(record, parts.policy):
                     break
-                if ctrl_c.pressed:
+                if request.pressed:
                     interrupted = True
                     break
-        stage = "checkpoint"
-        if checkpointer.saved_iteration != progress.iteration:
-            checkpointer.save(snapshot, _env_state_of(parts, env_in_step))
-    except KeyboardInterrupt:
+            stage = "checkpoint"                  # still under the handlers: a second signal
+            if checkpointer.saved_iteration != progress.iteration:     # stops this save at once
+                checkpointer.save(snapshot, _env_state_of(parts, env_in_step))
+        interrupted = interrupted or request.pressed      # a signal during that save
+    except (KeyboardInterrupt, SignalStop):     # a second signal, or one raised by a callback
         interrupted = True
         checkpointer.save_unless_saved(snapshot, _env_state_of(parts, env_in_step))
+    except rundir.LockLost:
+        raise                                   # another process owns the directory now
     except Exception as error:
         raise stopped(error, stage, iteration, collector, checkpointer, snapshot,
                       _env_state_of(parts, env_in_step), run.path) from error
+    except BaseException as exit_:              # SystemExit, GeneratorExit, ...: save, go on out
+        say(f"stopped by {type(exit_).__name__} at iteration {iteration}; "
+            + save_last_state(checkpointer, snapshot, _env_state_of(parts, env_in_step),
+                              run.path))
+        raise
     finally:
-        log.close()
-        parts.env.close()
-        run.release()
-    return _finish(config, parts, run, checkpointer, history, interrupted, resumed_from, verbose)
+        failure = _release(log, parts.env, run)
+    if failure is not None:
+        raise failure
+    signum = request.signum if interrupted else None
+    return _finish(config, parts, run, checkpointer, history, interrupted, resumed_from, verbose,
+                   signum)
+
+
+def _release(log, env, run):
+    """Close the log and the env and unlock the run directory, all three whatever fails; returns
+    the first error (raised by the caller only when nothing else is, so that the error that
+    stopped training is the one reported), or None."""
+    failure = None
+    for close in (log.close, env.close, run.release):
+        try:
+            close()
+        except Exception as error:
+            failure = failure or error
+    return failure
 
 
 def _update(module, batch, parts, optim, config):
@@ -273,12 +314,11 @@ def _announce(config, run, collector, resumed_from, note, num_iterations, verbos
     if resumed_from:
         if verbose:
             of = f" of {num_iterations}" if num_iterations else ""
-            print(f"minipg: resuming {run.path} from iteration {resumed_from}{of} "
-                  f"(env step {collector.global_step:,})", flush=True)
+            say(f"minipg: resuming {run.path} from iteration {resumed_from}{of} "
+                f"(env step {collector.global_step:,})")
         if note:
-            print(f"minipg: the environment's state is not restored ({note}); resuming with "
-                  "fresh episodes, so the numbers will differ from an uninterrupted run",
-                  flush=True)
+            say(f"minipg: the environment's state is not restored ({note}); resuming with "
+                "fresh episodes, so the numbers will differ from an uninterrupted run")
         return
     if not verbose:
         return
@@ -288,17 +328,22 @@ def _announce(config, run, collector, resumed_from, note, num_iterations, verbos
     else:
         batches = (f"groups of {config.group_size} episodes from {config.num_groups} reset "
                    f"seeds per update, {config.total_steps:,} transitions")
-    print(f"minipg {config.algo} on {config.env_id}: {batches}, seed {config.seed}; logging "
-          f"to {run.path}", flush=True)
-    print(f"minipg: {presets.header(config)}", flush=True)
+    say(f"minipg {config.algo} on {config.env_id}: {batches}, seed {config.seed}; logging "
+        f"to {run.path}")
+    say(f"minipg: {presets.header(config)}")
 
 
-def _finish(config, parts, run, checkpointer, history, interrupted, resumed_from, verbose):
-    """The TrainResult; after a run that was not interrupted, the final evaluation."""
+def _finish(config, parts, run, checkpointer, history, interrupted, resumed_from, verbose,
+            signum=None):
+    """The TrainResult; after a run that was not interrupted, the final evaluation. A run
+    stopped by SIGTERM or SIGHUP (signum) raises SignalStop instead, once it has said so."""
     if interrupted:
-        print(f"interrupted; the checkpoint of iteration {checkpointer.saved_iteration} is saved "
-              f"in {checkpointer.path}; continue with: minipg train --resume {run.path}",
-              flush=True)
+        how = ("interrupted" if signum in (None, signal.SIGINT)
+               else f"{signal_name(signum)}: stopped")
+        say(f"{how}; the checkpoint of iteration {checkpointer.saved_iteration} is saved in "
+            f"{checkpointer.path}; {resume_hint(run.path)}")
+        if signum not in (None, signal.SIGINT):
+            raise SignalStop(signum, checkpointer.path, run.path)
     result = TrainResult(checkpointer.path, history, config, run.path, parts.policy,
                          parts.value_fn, interrupted=interrupted, resumed_from=resumed_from)
     if config.eval_episodes and not interrupted:
@@ -308,9 +353,9 @@ def _finish(config, parts, run, checkpointer, history, interrupted, resumed_from
         result.evaluation = evaluation.returns
         if verbose:
             note = evaluation.limit_note()
-            print(f"evaluation over {config.eval_episodes} episodes of the stochastic policy: "
-                  f"{evaluation.returns.mean():.1f} +- {evaluation.returns.std():.1f}"
-                  + (f" ({note})" if note else ""))
+            say(f"evaluation over {config.eval_episodes} episodes of the stochastic policy: "
+                f"{evaluation.returns.mean():.1f} +- {evaluation.returns.std():.1f}"
+                + (f" ({note})" if note else ""))
     return result
 
 

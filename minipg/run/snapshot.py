@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minipg.run.checkpoint import CHECKPOINT_FILE, CheckpointError, write_checkpoint
+from minipg.run.checkpoint import CHECKPOINT_FILE, RUN_ID_KEY, CheckpointError, write_checkpoint
+from minipg.run.rundir import MARKER_FILE
 from minipg.run.env_state import remove_env_states, restore_env_state, save_env_state
 
 RECENT_EPISODES = 20
@@ -130,8 +131,31 @@ def restore(parts, saved, run_dir):
     return progress, note
 
 
+def check_run_id(saved, run):
+    """Refuse to resume a checkpoint written by another run than the one in `run` (a RunDir):
+    copied in from another run directory, it would continue that run under this one's name.
+
+    A checkpoint from before run ids resumes; so does a run directory from before the marker
+    (the resume marks it, with a new id that every checkpoint records from then on).
+    """
+    saved_id = saved.run_id()
+    if saved_id is None:
+        return
+    if run.run_id is None:
+        raise CheckpointError(f"{saved.path} was written by run {saved_id}, but {run.path} has no "
+                              f"{MARKER_FILE} saying which run it holds: a checkpoint copied "
+                              "in from another run is not resumed (start a new run, or resume "
+                              "the run directory the checkpoint came from)")
+    if saved_id != run.run_id:
+        raise CheckpointError(f"{saved.path} was written by another run (run id {saved_id}) than "
+                              f"the one in {run.path} (run id {run.run_id}, in {MARKER_FILE}): "
+                              "a checkpoint copied in from another run is not resumed (resume "
+                              "the run directory it came from, or start a new run)")
+
+
 class Checkpointer:
-    """Writes snapshots to run_dir/checkpoint.npz (and the env's state beside it)."""
+    """Writes snapshots to run_dir/checkpoint.npz (and the env's state beside it), each one
+    with the run's id, and only while this process still holds the run directory's lock."""
 
     def __init__(self, run, log):
         self.run, self.log = run, log
@@ -144,12 +168,15 @@ class Checkpointer:
 
     def save(self, snapshot, env=None, why_no_env="training stopped inside an iteration"):
         """Write the snapshot; with env (in step with the snapshot), the env's state too."""
+        self.run.check_lock()
         env_state = (save_env_state(self.run.path, env) if env is not None
                      else {"saved": False, "reason": why_no_env})
         state = json.loads(str(snapshot["train/state"]))
         state["env_state"] = env_state
         self.log.sync()                        # the rows this checkpoint counts are on disk
-        write_checkpoint(self.path, {**snapshot, "train/state": np.array(json.dumps(state))})
+        run_id = {} if self.run.run_id is None else {RUN_ID_KEY: np.array(self.run.run_id)}
+        write_checkpoint(self.path, {**snapshot, **run_id,
+                                     "train/state": np.array(json.dumps(state))})
         # Only now that the checkpoint names the new env file may the older ones go.
         remove_env_states(self.run.path, keep=env_state.get("file"))
         self.saved_iteration = state["iteration"]

@@ -23,6 +23,7 @@ from minipg.envs.rollout import EnvError
 from minipg.run import presets
 from minipg.run.checkpoint import load_config, read_checkpoint
 from minipg.run.loop import train
+from minipg.run.stops import SignalStop, say
 from minipg.tools.plot import plot_runs
 from minipg.tools.render import prepare
 
@@ -150,13 +151,13 @@ def cmd_train(argv):
         result = train(env_id, algo, steps, seed, run_dir=run_dir, overwrite=overwrite,
                               **args)
     if not result.history:
-        print(f"nothing to do: the run in {result.run_dir} had already finished "
-              f"({result.config.total_steps:,} env steps)")
+        say(f"nothing to do: the run in {result.run_dir} had already finished "
+            f"({result.config.total_steps:,} env steps)")
     elif not result.interrupted:
         last = result.history[-1]
-        print(f"done: {last['env_steps']:,} env steps in {last['wall_clock']:.2f} s of "
-              f"training; run directory {result.run_dir}")
-        print(f"checkpoint: {result.checkpoint}  (minipg eval {result.run_dir})")
+        say(f"done: {last['env_steps']:,} env steps in {last['wall_clock']:.2f} s of "
+            f"training; run directory {result.run_dir}")
+        say(f"checkpoint: {result.checkpoint}  (minipg eval {result.run_dir})")
     return result
 
 
@@ -248,8 +249,9 @@ def _expected_errors():
 
 
 def main(argv=None):
-    """Run a command; returns the exit status: 0 done, 1 an error, 2 a usage error, 130 stopped
-    by Ctrl-C (training saved a checkpoint to resume from)."""
+    """Run a command; returns the exit status: 0 done, 1 an error, 2 a usage error, 128 + the
+    signal number when a signal stopped training (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; the
+    checkpoint to resume from was saved)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -273,6 +275,8 @@ def main(argv=None):
             raise
         print(f"minipg {command}: interrupted", file=sys.stderr)
         return 130
+    except SignalStop as stop:              # SIGTERM, SIGHUP: saved, and said so on stdout
+        return stop.code
     except _expected_errors() as error:
         if debug:
             raise

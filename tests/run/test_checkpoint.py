@@ -104,7 +104,9 @@ def test_a_value_function_file_is_not_a_policy(tmp_path):
 
 def test_claim_creates_a_new_directory_and_its_parents(tmp_path):
     run = rundir.claim(tmp_path / "a" / "b" / "run")
-    assert os.path.isdir(run.path) and os.listdir(run.path) == [rundir.LOCK_FILE]
+    assert os.path.isdir(run.path)
+    assert sorted(os.listdir(run.path)) == sorted([rundir.LOCK_FILE, rundir.MARKER_FILE])
+    assert rundir.read_marker(run.path) == run.run_id and len(run.run_id) == 16
     run.release()
 
 
@@ -121,10 +123,15 @@ def test_an_existing_empty_directory_is_used(tmp_path):
 
 
 def test_overwrite_deletes_minipgs_files_and_nothing_else(tmp_path):
-    for name in (*rundir.RUN_FILES, "env_state-0123456789abcdef.pkl", "notes.txt"):
+    first = rundir.claim(tmp_path)                   # the marker says the folder is minipg's
+    first.release()
+    for name in (*rundir.RUN_FILES[:-1], "env_state-0123456789abcdef.pkl", "notes.txt"):
         (tmp_path / name).write_text("x")
-    rundir.claim(tmp_path, overwrite=True).release()
-    assert sorted(os.listdir(tmp_path)) == sorted([rundir.LOCK_FILE, "notes.txt"])
+    second = rundir.claim(tmp_path, overwrite=True)
+    second.release()
+    assert sorted(os.listdir(tmp_path)) == sorted([rundir.LOCK_FILE, rundir.MARKER_FILE,
+                                                   "notes.txt"])
+    assert rundir.read_marker(tmp_path) == second.run_id != first.run_id     # a new run
 
 
 def test_claim_refuses_what_cannot_be_a_run_directory(tmp_path):
