@@ -93,7 +93,7 @@ def test_a_wrong_citation_is_caught(text, found):
 
 def test_right_citations_pass():
     text = ("`tests/exact/test_exact.py::test_bad_estimator_arguments_are_rejected`, "
-            "`::test_expected_score_is_exactly_zero_so_a_constant_shift_of_reward_changes_nothing`,"
+            "`::test_a_reward_shift_changes_the_gradient_when_episodes_can_end_early`,"
             " `test_exact_is.py::test_bad_off_policy_arguments_are_rejected`, "
             "`test_grad_J_equals_the_policy_gradient_theorem_with_exact_advantages`")
     assert len(list(citations(text))) == 4

@@ -50,17 +50,41 @@ def test_grad_J_equals_the_policy_gradient_theorem_with_exact_advantages(gamma):
                                atol=1e-13)
 
 
-def test_expected_score_is_exactly_zero_so_a_constant_shift_of_reward_changes_nothing():
+@pytest.mark.parametrize("gamma", [1.0, 0.8])
+def test_expected_score_is_zero_to_rounding_so_a_reward_shift_changes_nothing_at_a_fixed_horizon(
+        gamma):
+    # sum_a pi_a (e_a - pi) = pi - pi is an identity; in floating point, a few units of the
+    # last place (eps = 2.2e-16).
     logits = np.random.default_rng(3).normal(size=(5, 4)) * 3
     dist = Categorical(logits)
     scores = np.stack([dist.score(np.full(5, a)) for a in range(4)], axis=1)     # (5, K, K)
     expected_score = (dist.probs[:, :, None] * scores).sum(axis=1)
     np.testing.assert_allclose(expected_score, 0.0, atol=1e-15)
-    # Adding 10 to every reward adds a constant to R(tau): the gradient must not move.
-    mdp, theta = random_mdp(3)
-    shifted = TabularMDP(mdp.P, mdp.R + 10.0, mdp.rho0, mdp.horizon)
+    # Every trajectory has H steps, so adding 10 to every reward adds the same
+    # 10 sum_{t<H} gamma^t to every R(tau): J moves by it and the gradient does not move.
+    mdp, theta = random_mdp(3, gamma=gamma)
+    shifted = TabularMDP(mdp.P, mdp.R + 10.0, mdp.rho0, mdp.horizon, gamma)
     np.testing.assert_allclose(shifted.grad_J(theta), mdp.grad_J(theta), atol=1e-12)
-    assert shifted.J(theta) == pytest.approx(mdp.J(theta) + 10.0 * mdp.horizon)
+    gain = 10.0 * mdp.horizon if gamma == 1 else 10.0 * (1 - gamma ** mdp.horizon) / (1 - gamma)
+    assert shifted.J(theta) == pytest.approx(mdp.J(theta) + gain, rel=1e-12)
+
+
+def test_a_reward_shift_changes_the_gradient_when_episodes_can_end_early():
+    # One live state; "stop" pays 1 and ends the episode (an absorbing state that pays nothing:
+    # no more rewards, as after a real termination), "go" pays 0 and continues; horizon 3. The
+    # reward exists only while the episode runs, so shifting it by c adds c times the episode's
+    # own length to R(tau). As it stands stopping is better; shifted by +1 (stop 2, go 1 a step
+    # for up to 3 steps) going on is: the gradient changes sign.
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 1] = P[0, 1, 0] = 1.0          # live state 0: action 0 stops, action 1 goes on
+    P[1, :, 1] = 1.0                       # state 1: ended, for good
+    R = np.array([[1.0, 0.0], [0.0, 0.0]])
+    live = np.array([[1.0, 1.0], [0.0, 0.0]])
+    theta = np.zeros((2, 2))
+    original = TabularMDP(P, R, [1.0, 0.0], horizon=3)
+    shifted = TabularMDP(P, R + 1.0 * live, [1.0, 0.0], horizon=3)
+    assert original.grad_J(theta)[0, 0] > 0 > original.grad_J(theta)[0, 1]
+    assert shifted.grad_J(theta)[0, 1] > 0 > shifted.grad_J(theta)[0, 0]
 
 
 # ------------------------------------------------------------------------------------------
