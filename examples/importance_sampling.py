@@ -184,7 +184,7 @@ def main(out=DEFAULT_OUT, seed=0):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=DEFAULT_OUT, help="PNG path (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="the MDP and the sampled episodes")
     args = parser.parse_args()
