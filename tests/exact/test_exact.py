@@ -201,6 +201,7 @@ def test_gae_is_biased_when_the_critic_cannot_see_time():
     # it at t = 1 (4.2 against 6), and the TD residual of leaving at t = 0, 0 + V(1) - V(0),
     # falls below that of staying, 1 + V(0) - V(0) = 1.
     assert V_bar[1] < mdp.V(theta)[1, 1] and V_bar[1] - V_bar[0] < 1.0
+    assert (V_bar[1], mdp.V(theta)[1, 1]) == (pytest.approx(4.2, rel=1e-12), 6.0)
     relative_bias = {}
     for lam in (0.0, 0.5, 0.95, 1.0):
         mean, _ = mdp.exact_moments(theta, "gae", lam, values=V_bar)
@@ -209,6 +210,13 @@ def test_gae_is_biased_when_the_critic_cannot_see_time():
             assert mean[0, 1] < 0           # TD(0) with this critic points the wrong way
     assert relative_bias[0.0] > relative_bias[0.5] > relative_bias[0.95] > 0.05
     assert relative_bias[1.0] < 1e-12
+    # The figures docs/derivation.md quotes (115%, 64%, 7%). They are finite sums over the 8
+    # trajectories of a uniform policy, exact up to double rounding (~1e-15): pinned to 1e-9,
+    # and to the whole percent the text rounds them to.
+    pinned = {0.0: 1.1494505495, 0.5: 0.6384615385, 0.95: 0.0695824176}
+    for lam, value in pinned.items():
+        assert relative_bias[lam] == pytest.approx(value, abs=1e-9)
+    assert [round(100 * relative_bias[lam]) for lam in pinned] == [115, 64, 7]
     # A baseline never biases, whatever function of the state it is.
     np.testing.assert_allclose(mdp.exact_moments(theta, "baseline", values=V_bar)[0], grad,
                                atol=1e-12)
