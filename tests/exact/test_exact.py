@@ -28,18 +28,62 @@ def test_J_is_a_probability_weighted_sum_that_matches_the_backward_recursion(gam
     np.testing.assert_allclose(V[:-1], (mdp.policy(theta) * Q).sum(axis=2), rtol=1e-12)
 
 
-@pytest.mark.parametrize("gamma", [1.0, 0.8])
-def test_grad_J_equals_central_finite_differences_of_J(gamma):
-    # J contains rho0 and P; grad_J contains only the policy's scores. Agreement is the proof
-    # that the transition terms of grad log P(tau) vanish.
-    mdp, theta = random_mdp(1, gamma=gamma)
-    h = 1e-5
+def finite_difference_gradient(f, theta, h=1e-5):
     numerical = np.zeros_like(theta)
     for i in np.ndindex(theta.shape):
         step = np.zeros_like(theta)
         step[i] = h
-        numerical[i] = (mdp.J(theta + step) - mdp.J(theta - step)) / (2 * h)
-    np.testing.assert_allclose(mdp.grad_J(theta), numerical, rtol=1e-7, atol=1e-9)
+        numerical[i] = (f(theta + step) - f(theta - step)) / (2 * h)
+    return numerical
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.8])
+def test_grad_J_equals_central_finite_differences_of_J(gamma):
+    # J is computed from rho0, P and pi together; grad_J from the policy's scores alone. When P
+    # and rho0 do not depend on theta, the scores are the whole gradient. (That a gradient
+    # missing transition terms would fail this comparison: the next test.)
+    mdp, theta = random_mdp(1, gamma=gamma)
+    np.testing.assert_allclose(mdp.grad_J(theta), finite_difference_gradient(mdp.J, theta),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_when_theta_moves_the_dynamics_the_transition_terms_carry_the_gradient():
+    # The same random process written twice. Original: the agent picks a ~ pi_theta(.|s), the
+    # environment moves by P(s'|s, a), the reward r(s) depends on the state only. Folded: one
+    # dummy action, and the environment moves by P_theta(s'|s) = sum_a pi_theta(a|s) P(s'|s, a):
+    # the policy's randomness is now inside the dynamics. Both have the same J(theta). In the
+    # folded MDP the policy's scores are zero and the whole gradient is in the transition terms
+    # sum_t grad log P_theta(s_{t+1}|s_t) of grad log P(tau). So the finite-difference check can
+    # fail: it rejects the score-only gradient here, and accepts the one with transition terms.
+    base, theta = random_mdp(6, S=3, A=2, H=4, gamma=0.9)
+    r = np.array([0.3, 1.0, -0.5])
+    original = TabularMDP(base.P, np.tile(r[:, None], (1, 2)), base.rho0, base.horizon, base.gamma)
+
+    def folded(theta):
+        P_theta = np.einsum("sa,sap->sp", original.policy(theta), original.P)[:, None, :]
+        return TabularMDP(P_theta, r[:, None], original.rho0, original.horizon, original.gamma)
+
+    def folded_J(theta):
+        return folded(theta).J(np.zeros((3, 1)))
+
+    numerical = finite_difference_gradient(folded_J, theta)
+    assert folded_J(theta) == pytest.approx(original.J(theta), rel=1e-12)
+    np.testing.assert_allclose(original.grad_J(theta), numerical, rtol=1e-7, atol=1e-9)
+    # Score-only in the folded MDP: zero, far from the truth.
+    assert np.abs(folded(theta).grad_J(np.zeros((3, 1)))).max() == 0.0
+    assert np.abs(numerical).max() > 0.05
+    # With the transition terms: grad_{theta[s, b]} log P_theta(s'|s) = pi_b (P(s'|s, b) -
+    # P_theta(s'|s)) / P_theta(s'|s), summed over the steps of each enumerated trajectory.
+    mdp = folded(theta)
+    pi, P_theta = original.policy(theta), mdp.P[:, 0, :]
+    states = mdp.trajectories().states                                      # (H, M)
+    weight = mdp.trajectory_probs(np.zeros((3, 1))) * (mdp.discounts @ r[states])
+    with_transitions = np.zeros_like(theta)
+    for s, s_next in zip(states[:-1], states[1:]):
+        score = pi[s] * (original.P[s, :, s_next] - P_theta[s, s_next][:, None]) \
+            / P_theta[s, s_next][:, None]                                   # (M, A)
+        np.add.at(with_transitions, s, weight[:, None] * score)
+    np.testing.assert_allclose(with_transitions, numerical, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.8])
