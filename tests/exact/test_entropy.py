@@ -48,6 +48,8 @@ def test_the_bonus_prevents_reinforce_from_collapsing_onto_the_wrong_arm():
     assert p0 - p1 > 5 * standard_error                # 0.188 against 0: about 15 SE
     assert p1 <= 3 / n                 # none seen; 3/n is the 95% upper bound for zero of n
     assert round(p0, 3) == 0.188                       # the figure docs/derivation.md quotes
+    # The price: beta = 0.2 aims at softmax(R / 0.2), whose J is 0.94, not 1.
+    assert round(regularised_optimum(REWARDS, 0.2) @ REWARDS, 2) == 0.94
 
 
 def test_bad_arguments_are_rejected():
