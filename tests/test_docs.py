@@ -14,6 +14,7 @@ import pathlib
 import re
 
 import pytest
+from exercises import EXERCISES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -109,3 +110,20 @@ def test_every_source_file_named_in_the_docs_exists():
     assert len(paths) > 20
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, missing
+
+
+def test_every_exercise_names_its_function_file_and_test_and_its_bug_can_still_be_planted():
+    # The mutation run itself (python tests/helpers/exercises.py) takes about 80 s and edits
+    # source files, so it is not part of pytest; this keeps the text and the data in step.
+    text = (ROOT / "docs" / "derivation.md").read_text()
+    section = text[text.index("## 24. Exercises"):text.index("## 25. References")]
+    numbered = re.findall(r"^\d+\. \*\*", section, re.M)
+    assert len(numbered) == len(EXERCISES) >= 10
+    for path, old, new, test in EXERCISES:
+        assert (ROOT / path).read_text().count(old) == 1, (path, old)
+        assert old != new
+        test_file, name = test.split("::")
+        assert name in defined_tests(ROOT / test_file), test
+        assert f"`{name}`" in section or f"::{name}`" in section, name
+        module = pathlib.Path(path).name
+        assert module in section or path in section, path
