@@ -26,7 +26,7 @@ from minipg.core.distributions import Categorical
 from minipg.exact.mdp import _coefficient, _positive_int, _sum_into_rows
 
 __all__ = ["q_weights", "advantage_weights", "n_step_advantages", "gae_as_mixture",
-           "grads_from_weights", "exact_moments_of_weights"]
+           "grads_from_weights", "exact_moments_of_weights", "centred_batch_mean"]
 
 
 def q_weights(mdp, theta, episodes):
@@ -95,3 +95,27 @@ def exact_moments_of_weights(mdp, theta, weigh):
     prob = mdp.trajectory_probs(theta)
     mean = np.tensordot(prob, grads, axes=1)
     return mean, np.tensordot(prob, (grads - mean) ** 2, axes=1)
+
+
+def centred_batch_mean(mdp, theta, weigh, n_episodes):
+    """Exact E[g] when every Psi of a batch of n_episodes whole episodes (B = n_episodes H steps)
+    is centred by the batch mean, g = (1/N) sum_i sum_t score_{i,t} (Psi_{i,t} - mean(Psi)):
+
+        E[g] = E[sum_t score_t Psi_t] - (1/B) E[(sum_t score_t)(sum_u Psi_u)]
+
+    (another episode's Psi is independent of this one's scores, whose mean is zero, so only the
+    episode's own steps enter the mean's correction). If the steps were independent only u = t
+    would count and the correction would be E[sum_t score_t Psi_t] / B, the (B-1)/B shrink of
+    independent samples; the steps of one episode are not, and every u whose Psi depends on a_t
+    adds a term. Returns the (S, A) mean; weigh(episodes) -> (H, M) as in exact_moments_of_weights.
+    """
+    n_episodes = _positive_int("n_episodes", n_episodes)
+    if mdp.reward_noise > 0:
+        raise ValueError("centred_batch_mean needs noise-free rewards (reward_noise = 0)")
+    episodes = mdp.trajectories()
+    weights = weigh(episodes)
+    prob = mdp.trajectory_probs(theta)
+    own = np.tensordot(prob, grads_from_weights(mdp, theta, episodes, weights), axes=1)
+    whole_score = grads_from_weights(mdp, theta, episodes, np.ones_like(weights))
+    cross = np.tensordot(prob, whole_score * weights.sum(axis=0)[:, None, None], axes=1)
+    return own - cross / (n_episodes * mdp.horizon)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from minipg.exact.examples import layered_mdp, random_mdp
-from minipg.exact.psi import (advantage_weights, exact_moments_of_weights, gae_as_mixture,
-                              n_step_advantages, q_weights)
+from minipg.exact.mdp import Episodes
+from minipg.exact.psi import (advantage_weights, centred_batch_mean, exact_moments_of_weights,
+                              gae_as_mixture, grads_from_weights, n_step_advantages, q_weights)
 
 
 def choices(mdp, theta):
@@ -70,6 +71,44 @@ def test_the_fewer_sampled_rewards_the_lower_the_variance_with_the_exact_critic(
                                                              0.275, 2.943]
     assert variance["A(4)"] == pytest.approx(mdp.exact_moments(theta, "baseline")[1].sum(),
                                              rel=1e-12)
+
+
+def test_centring_over_a_batch_of_whole_episodes_by_enumerating_every_pair():
+    # Two episodes, B = 2H steps, every ordered pair of trajectories listed: the closed form
+    # of centred_batch_mean against the brute-force expectation.
+    mdp, theta = random_mdp(76, S=2, A=2, H=3)
+    episodes, prob = mdp.trajectories(), mdp.trajectory_probs(theta)
+    weights = mdp.psi_weights(theta, episodes, "reward_to_go")
+    H, M = weights.shape
+    one = [Episodes(*(field[:, [m]] for field in episodes)) for m in range(M)]
+    brute = np.zeros_like(theta)
+    for i in range(M):
+        for j in range(M):
+            batch = np.concatenate([weights[:, i], weights[:, j]])
+            centred = batch - batch.mean()
+            g = (grads_from_weights(mdp, theta, one[i], centred[:H, None])[0]
+                 + grads_from_weights(mdp, theta, one[j], centred[H:, None])[0]) / 2
+            brute += prob[i] * prob[j] * g
+    np.testing.assert_allclose(
+        centred_batch_mean(mdp, theta, lambda e: mdp.psi_weights(theta, e, "reward_to_go"), 2),
+        brute, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("seed, times", [(0, 2.78), (1, 3.30), (2, 2.89)])
+def test_centring_shrinks_by_1_over_B_only_when_the_steps_do_not_interact(seed, times):
+    # docs/derivation.md, "Advantage normalisation". With the exact A_t, a later step's Psi has
+    # mean zero given its state and an earlier one is fixed when a_t is drawn: only u = t counts,
+    # and centring shrinks the gradient by exactly (B - 1)/B. With G_t - V_t, the Psi of every
+    # earlier step contains the rewards a_t earns: on random MDPs with H = 5 the correction is
+    # about 3 times grad J / B (an O(H/B) effect, not O(1/B)).
+    mdp, theta = random_mdp(seed, S=3, A=2, H=5)
+    grad, N = mdp.grad_J(theta), 4
+    B = N * mdp.horizon
+    exact_A = centred_batch_mean(mdp, theta, lambda e: advantage_weights(mdp, theta, e), N)
+    np.testing.assert_allclose(exact_A, (1 - 1 / B) * grad, rtol=1e-10, atol=1e-13)
+    usual = centred_batch_mean(mdp, theta, lambda e: mdp.psi_weights(theta, e, "baseline"), N)
+    ratio = np.linalg.norm(usual - grad) / np.linalg.norm(grad / B)
+    assert round(ratio, 2) == times
 
 
 def test_bad_arguments_are_rejected():
