@@ -21,6 +21,14 @@ one has been tried enough, and once pi_best is tiny it is almost never pulled ag
 bonus the gradient at a collapsed policy points back toward pi*: -beta pi_a (log pi_a + H)
 grows like beta pi_a log(1/pi_a) for a rare arm, faster than the reward's push pi_a R_a
 against it once log(1/pi_a) > R/beta.
+
+In an MDP the bonus is taken at the visited states. What the losses differentiate is
+
+    sum_t sum_s d_t(s) grad H(pi(.|s))                     (`entropy_bonus_gradient`)
+
+with the visits d_t held fixed: not the gradient of the visited entropy
+sum_t sum_s d_t(s) H(pi(.|s)) (`visited_entropy`), which also moves d_t. The two agree when the
+actions do not change which states come next.
 """
 import numpy as np
 
@@ -29,7 +37,7 @@ from minipg.core.distributions import Categorical
 from minipg.exact.mdp import _coefficient, _positive_int
 
 __all__ = ["regularised_objective", "regularised_gradient", "regularised_optimum",
-           "exact_ascent", "sampled_reinforce"]
+           "exact_ascent", "sampled_reinforce", "visited_entropy", "entropy_bonus_gradient"]
 
 
 def _rewards(rewards):
@@ -86,3 +94,16 @@ def sampled_reinforce(rewards, logits, beta, learning_rate, steps, n_runs, rng):
         z += learning_rate * (rewards[actions][:, None] * dist.score(actions)
                               + beta * dist.entropy_grad())
     return Categorical(z).probs
+
+
+def visited_entropy(mdp, theta):
+    """sum_t sum_s d_t(s) H(pi_theta(.|s)) on a TabularMDP: the entropy summed over the visits."""
+    dist = Categorical(mdp._check_theta(theta))
+    return float(mdp.state_distribution(theta).sum(axis=0) @ dist.entropy())
+
+
+def entropy_bonus_gradient(mdp, theta):
+    """sum_t sum_s d_t(s) grad_{theta[s]} H(pi(.|s)), (S, A): the bonus's gradient as the losses
+    compute it, at the visited states, with the visits themselves held fixed."""
+    dist = Categorical(mdp._check_theta(theta))
+    return mdp.state_distribution(theta).sum(axis=0)[:, None] * dist.entropy_grad()

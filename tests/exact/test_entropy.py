@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient
 
-from minipg.exact.entropy import (exact_ascent, regularised_gradient, regularised_objective,
-                                  regularised_optimum, sampled_reinforce)
+from minipg.exact.entropy import (entropy_bonus_gradient, exact_ascent, regularised_gradient,
+                                  regularised_objective, regularised_optimum, sampled_reinforce,
+                                  visited_entropy)
+from minipg.exact.examples import stay_or_leave_mdp, three_step_mdp
 
 REWARDS = np.array([1.0, 0.8, 0.0])
 
@@ -50,6 +52,22 @@ def test_the_bonus_prevents_reinforce_from_collapsing_onto_the_wrong_arm():
     assert round(p0, 3) == 0.188                       # the figure docs/derivation.md quotes
     # The price: beta = 0.2 aims at softmax(R / 0.2), whose J is 0.94, not 1.
     assert round(regularised_optimum(REWARDS, 0.2) @ REWARDS, 2) == 0.94
+
+
+def test_the_bonus_gradient_holds_the_visited_states_fixed():
+    # Stay or leave: the action decides whether home is visited again, so the visited entropy
+    # depends on theta through d_t too, and the implemented gradient misses that term. Where the
+    # states are the time steps (three_step_mdp), d_t does not move and the two agree.
+    mdp, theta = stay_or_leave_mdp(), np.array([[0.5, -0.3], [0.2, 0.0]])
+    numeric = numerical_gradient(lambda: visited_entropy(mdp, theta), theta)
+    implemented = entropy_bonus_gradient(mdp, theta)
+    # 9% of the gradient here, against a finite-difference error of about 1e-11.
+    assert np.linalg.norm(implemented - numeric) > 0.05 * np.linalg.norm(numeric)
+    np.testing.assert_allclose(implemented[1], numeric[1], atol=1e-9)   # away: no choice to make
+    fixed, theta = three_step_mdp(), np.random.default_rng(5).normal(size=(3, 3))
+    np.testing.assert_allclose(entropy_bonus_gradient(fixed, theta),
+                               numerical_gradient(lambda: visited_entropy(fixed, theta), theta),
+                               rtol=1e-7, atol=1e-10)
 
 
 def test_bad_arguments_are_rejected():
