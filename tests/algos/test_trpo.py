@@ -212,6 +212,7 @@ def test_a_rejected_line_search_keeps_the_old_parameters_bit_for_bit():
     config = make_config(trpo.Config, max_kl=0.1, backtrack_iters=10, norm_adv=False)
     stats = policy_step(policy, obs, actions, advantages, config)
     assert 0 < stats["backtrack_step"] < 1 and 0 < stats["kl"] <= 0.1
+    assert stats["backtrack_step"] == pytest.approx(0.8)     # the 0.8 d* docs/derivation.md quotes
     assert policy.raw_log_std[0] < 0                    # it narrowed the std
 
 
