@@ -107,6 +107,7 @@ def test_the_bound_needs_the_kl_from_the_new_policy_and_the_example_table_shows_
     assert (round(forward, 3), round(reverse, 3), round(second_moment, 1)) == (0.506, 0.304, 12.4)
     assert np.exp(H * reverse) == pytest.approx(6.21, abs=0.005)
     assert np.exp(H * reverse) <= second_moment < np.exp(H * forward)
+    assert round(np.exp(H * forward), 1) == 20.8 and round(forward / reverse, 1) == 1.7
 
 
 # ------------------------------------------------------------------------------------------
