@@ -47,7 +47,8 @@ def test_the_bonus_prevents_reinforce_from_collapsing_onto_the_wrong_arm():
         collapsed[beta] = np.mean(pi[:, 0] < 0.01)
     p0, p1 = collapsed[0.0], collapsed[0.2]
     standard_error = np.sqrt(p0 * (1 - p0) / n + p1 * (1 - p1) / n)
-    assert p0 - p1 > 5 * standard_error                # 0.188 against 0: about 15 SE
+    assert p0 - p1 > 5 * standard_error
+    assert round((p0 - p1) / standard_error) == 15     # 0.188 against 0: the quoted 15 SE
     assert p1 <= 3 / n                 # none seen; 3/n is the 95% upper bound for zero of n
     assert round(p0, 3) == 0.188                       # the figure docs/derivation.md quotes
     # The price: beta = 0.2 aims at softmax(R / 0.2), whose J is 0.94, not 1.
