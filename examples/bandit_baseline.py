@@ -118,7 +118,7 @@ def main(out=DEFAULT_OUT, n_seeds=200, iterations=200, episodes_per_update=1,
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=DEFAULT_OUT, help="PNG path (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=200, help="independent training runs")
     parser.add_argument("--iterations", type=int, default=200, help="updates per run")

@@ -103,7 +103,7 @@ def save_plot(curve, path, seed):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--max-seconds", type=float, default=120.0,

@@ -108,7 +108,7 @@ def save_plot(curves, path, seeds):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--updates", type=int, default=600)
     parser.add_argument("--plot", default=None, help="write the learning curves to this PNG")

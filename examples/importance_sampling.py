@@ -55,7 +55,10 @@ def along_the_path(mdp, theta_old):
     for alpha in ALPHAS:
         theta = theta_old + alpha * direction
         grad = mdp.grad_J(theta)
+        # Both directions: PPO's approx_kl estimates KL(P_old || P_theta); the bound
+        # E_old[w^2] >= exp KL needs the other one, KL(P_theta || P_old).
         row = dict(alpha=alpha, kl=kl(mdp, theta_old, theta) / H,
+                   kl_reverse=kl(mdp, theta, theta_old) / H,
                    second_moment=weight_second_moment(mdp, theta, theta_old),
                    on_policy=mdp.exact_moments(theta, "baseline")[1].sum(),
                    slope=np.sum(grad * direction),
@@ -159,11 +162,14 @@ def main(out=DEFAULT_OUT, seed=0):
     labels = list(ESTIMATES)
     print(f"{mdp.n_trajectories:,.0f} trajectories; variance (trace) and relative bias along "
           f"the path")
-    print(f"{'KL/step':>8} {'E[w^2]':>7} {'on-pol':>7} " +
+    print("KL/step: KL(P_old || P_theta) / H, as approx_kl estimates it; reverse: "
+          "KL(P_theta || P_old) / H, whose exp(H x) bounds E_old[w^2] from below")
+    print(f"{'KL/step':>8} {'reverse':>8} {'E[w^2]':>7} {'on-pol':>7} " +
           " ".join(f"{label[:22]:>24}" for label in labels))
     for row in rows[::3]:
         cells = [f"{row[label][0]:9.3f} ({row[label][1]:5.3f})" for label in labels]
-        print(f"{row['kl']:8.4f} {row['second_moment']:7.3f} {row['on_policy']:7.3f} " +
+        print(f"{row['kl']:8.4f} {row['kl_reverse']:8.4f} {row['second_moment']:7.3f} "
+              f"{row['on_policy']:7.3f} " +
               " ".join(f"{cell:>24}" for cell in cells))
     clipped = f"PPO clipped (eps = {CLIP_COEF})"
     first_out = next(row["kl"] for row in rows if row["max_ratio_gap"] > CLIP_COEF)
@@ -178,7 +184,7 @@ def main(out=DEFAULT_OUT, seed=0):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=DEFAULT_OUT, help="PNG path (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="the MDP and the sampled episodes")
     args = parser.parse_args()

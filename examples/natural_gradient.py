@@ -114,7 +114,7 @@ def plot(curves, starts, iterations, out):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--out", default=None, help="write the figure to this PNG")
     args = parser.parse_args()

@@ -98,7 +98,7 @@ def main(steps=300_000, seed=0, run_dir=None, plot=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--steps", type=int, default=300_000, help="total env steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default=None,

@@ -380,7 +380,7 @@ def screenshot(path, confidence=0.0, seed=0):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=DEFAULT_OUT, help="PNG path (default: %(default)s)")
     parser.add_argument("--batches", type=int, default=2000, help="independent batches per N")
     parser.add_argument("--seed", type=int, default=0)

@@ -492,9 +492,11 @@ def test_target_kl_stops_the_epochs_once_the_approximate_kl_exceeds_it(target_kl
         assert stats["approx_kl"] > target_kl
 
 
-def test_normalising_advantages_recentres_and_rescales_the_gradient_and_nothing_else():
-    """With w_i = -normalize(A)_i / B the policy gradient is exactly the one with the centred
-    advantages A - mean(A), divided by std(A) + eps: a batch-mean baseline and a step size."""
+def test_normalised_advantages_give_the_gradient_of_the_centred_ones_divided_by_the_batch_std():
+    """For one batch, with w_i = -normalize(A)_i / B, the policy gradient is exactly the one with
+    the centred advantages A - mean(A), divided by std(A) + eps, and the order of the advantages
+    is kept. (What centring and dividing do in expectation, a shrink and a change of direction,
+    is not claimed here: docs/derivation.md, "Advantage normalisation".)"""
     policy, obs, actions, rng = small_policy("categorical", seed=21)
     A = rng.normal(2.0, 3.0, size=len(obs))
     B = len(obs)
@@ -507,6 +509,7 @@ def test_normalising_advantages_recentres_and_rescales_the_gradient_and_nothing_
     np.testing.assert_allclose(grad_with(normalize(A)),
                                grad_with(centred) / (A.std() + 1e-8), rtol=1e-10, atol=1e-14)
     assert not np.allclose(grad_with(normalize(A)), grad_with(A) / A.std())  # the centring counts
+    np.testing.assert_array_equal(np.argsort(normalize(A)), np.argsort(A))
 
 
 @pytest.mark.parametrize("num_minibatches, expected", [(2, 2), (3, 3), (64, None)])

@@ -20,6 +20,7 @@ from minipg.algos.trpo import conjugate_gradient, fisher_vector_product, policy_
 from minipg.tools.cli import main
 from minipg.algos.config import make_config
 from minipg.core.optim import Adam
+from minipg.core.distributions import DiagGaussian
 from minipg.core.policies import GaussianPolicy
 
 
@@ -170,8 +171,10 @@ def test_the_step_is_the_natural_gradient_scaled_to_the_edge_of_the_trust_region
 
 def log_std_case():
     """A Gaussian policy whose best step narrows the std: actions near the mean are good, far
-    ones bad. The KL grows faster than its quadratic model when the std shrinks
-    (KL = w + (exp(-2w) - 1)/2 for log_std moved by -w), so the full step overshoots max_kl."""
+    ones bad. The KL TRPO constrains, KL(pi_old || pi_theta), grows faster than its quadratic
+    model w^2 when the std shrinks: (exp(2w) - 1)/2 - w per dimension for log_std moved by -w
+    (2.19 at w = 1), so the full step overshoots max_kl. (The other direction,
+    KL(pi_theta || pi_old) = w + (exp(-2w) - 1)/2, grows slower: 0.57 at w = 1.)"""
     rng = np.random.default_rng(0)
     policy = GaussianPolicy(3, 1, (4,), rng=1)
     obs = rng.normal(size=(64, 3))
@@ -180,6 +183,22 @@ def log_std_case():
     actions = dist.mean + dist.std * z
     advantages = np.where(np.abs(z[:, 0]) < 1, 1.0, -1.0)
     return policy, obs, actions, advantages
+
+
+def test_narrowing_a_gaussian_costs_more_kl_than_the_quadratic_model():
+    # log_std moved by -w: sigma_new = sigma_old e^{-w}. Per dimension,
+    #   KL(old || new) = log(sigma_new / sigma_old) + sigma_old^2 / (2 sigma_new^2) - 1/2
+    #                  = (e^{2w} - 1)/2 - w = w^2 + (2/3) w^3 + ...,
+    # against the Fisher model (1/2) d^T F d = (1/2) 2 w^2 = w^2; the reverse KL is w^2 - ....
+    mean = np.zeros((1, 2))
+    old = DiagGaussian(mean, np.zeros(2))
+    for w in (0.1, 0.5, 1.0):
+        new = DiagGaussian(mean, np.full(2, -w))
+        forward, reverse = old.kl(new)[0] / 2, new.kl(old)[0] / 2
+        assert forward == pytest.approx((np.exp(2 * w) - 1) / 2 - w, rel=1e-12)
+        assert reverse == pytest.approx(w + (np.exp(-2 * w) - 1) / 2, rel=1e-12)
+        assert reverse < w ** 2 < forward
+    assert (round(forward, 2), round(reverse, 2)) == (2.19, 0.57)              # w = 1
 
 
 def test_a_rejected_line_search_keeps_the_old_parameters_bit_for_bit():
@@ -193,6 +212,7 @@ def test_a_rejected_line_search_keeps_the_old_parameters_bit_for_bit():
     config = make_config(trpo.Config, max_kl=0.1, backtrack_iters=10, norm_adv=False)
     stats = policy_step(policy, obs, actions, advantages, config)
     assert 0 < stats["backtrack_step"] < 1 and 0 < stats["kl"] <= 0.1
+    assert stats["backtrack_step"] == pytest.approx(0.8)     # the 0.8 d* docs/derivation.md quotes
     assert policy.raw_log_std[0] < 0                    # it narrowed the std
 
 

@@ -36,6 +36,19 @@ def test_adam_first_two_steps_match_the_textbook_update():
     assert adam.t == 2
 
 
+def test_adam_without_bias_correction_would_take_a_first_step_3_2_times_larger():
+    # Uncorrected, step 1 would be lr (1 - b1) g / (sqrt((1 - b2) g^2) + eps): v is biased toward
+    # zero more than m, so the step is (1 - b1) / sqrt(1 - b2) = 0.1 / sqrt(0.001) = 3.16 times
+    # the corrected lr g / (|g| + eps). minipg's Adam takes the corrected one.
+    lr, eps, g = 0.01, 1e-8, np.array([0.5, -3.0, 0.2])
+    params = np.zeros(3)
+    Adam(params, learning_rate=lr, betas=(0.9, 0.999), eps=eps).step(g)
+    uncorrected = -lr * 0.1 * g / (np.sqrt(0.001 * g ** 2) + eps)
+    np.testing.assert_allclose(params, -lr * g / (np.abs(g) + eps), rtol=1e-12)
+    np.testing.assert_allclose(uncorrected / params, 0.1 / np.sqrt(0.001), rtol=1e-5)  # eps: 1e-8 / 6e-3
+    assert round(0.1 / np.sqrt(0.001), 2) == 3.16
+
+
 def test_adam_converges_on_an_ill_conditioned_quadratic():
     curvature, center = np.array([1.0, 100.0]), np.array([3.0, -1.0])
     params = np.zeros(2)

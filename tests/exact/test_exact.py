@@ -28,18 +28,62 @@ def test_J_is_a_probability_weighted_sum_that_matches_the_backward_recursion(gam
     np.testing.assert_allclose(V[:-1], (mdp.policy(theta) * Q).sum(axis=2), rtol=1e-12)
 
 
-@pytest.mark.parametrize("gamma", [1.0, 0.8])
-def test_grad_J_equals_central_finite_differences_of_J(gamma):
-    # J contains rho0 and P; grad_J contains only the policy's scores. Agreement is the proof
-    # that the transition terms of grad log P(tau) vanish.
-    mdp, theta = random_mdp(1, gamma=gamma)
-    h = 1e-5
+def finite_difference_gradient(f, theta, h=1e-5):
     numerical = np.zeros_like(theta)
     for i in np.ndindex(theta.shape):
         step = np.zeros_like(theta)
         step[i] = h
-        numerical[i] = (mdp.J(theta + step) - mdp.J(theta - step)) / (2 * h)
-    np.testing.assert_allclose(mdp.grad_J(theta), numerical, rtol=1e-7, atol=1e-9)
+        numerical[i] = (f(theta + step) - f(theta - step)) / (2 * h)
+    return numerical
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.8])
+def test_grad_J_equals_central_finite_differences_of_J(gamma):
+    # J is computed from rho0, P and pi together; grad_J from the policy's scores alone. When P
+    # and rho0 do not depend on theta, the scores are the whole gradient. (That a gradient
+    # missing transition terms would fail this comparison: the next test.)
+    mdp, theta = random_mdp(1, gamma=gamma)
+    np.testing.assert_allclose(mdp.grad_J(theta), finite_difference_gradient(mdp.J, theta),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_when_theta_moves_the_dynamics_the_transition_terms_carry_the_gradient():
+    # The same random process written twice. Original: the agent picks a ~ pi_theta(.|s), the
+    # environment moves by P(s'|s, a), the reward r(s) depends on the state only. Folded: one
+    # dummy action, and the environment moves by P_theta(s'|s) = sum_a pi_theta(a|s) P(s'|s, a):
+    # the policy's randomness is now inside the dynamics. Both have the same J(theta). In the
+    # folded MDP the policy's scores are zero and the whole gradient is in the transition terms
+    # sum_t grad log P_theta(s_{t+1}|s_t) of grad log P(tau). So the finite-difference check can
+    # fail: it rejects the score-only gradient here, and accepts the one with transition terms.
+    base, theta = random_mdp(6, S=3, A=2, H=4, gamma=0.9)
+    r = np.array([0.3, 1.0, -0.5])
+    original = TabularMDP(base.P, np.tile(r[:, None], (1, 2)), base.rho0, base.horizon, base.gamma)
+
+    def folded(theta):
+        P_theta = np.einsum("sa,sap->sp", original.policy(theta), original.P)[:, None, :]
+        return TabularMDP(P_theta, r[:, None], original.rho0, original.horizon, original.gamma)
+
+    def folded_J(theta):
+        return folded(theta).J(np.zeros((3, 1)))
+
+    numerical = finite_difference_gradient(folded_J, theta)
+    assert folded_J(theta) == pytest.approx(original.J(theta), rel=1e-12)
+    np.testing.assert_allclose(original.grad_J(theta), numerical, rtol=1e-7, atol=1e-9)
+    # Score-only in the folded MDP: zero, far from the truth.
+    assert np.abs(folded(theta).grad_J(np.zeros((3, 1)))).max() == 0.0
+    assert np.abs(numerical).max() > 0.05
+    # With the transition terms: grad_{theta[s, b]} log P_theta(s'|s) = pi_b (P(s'|s, b) -
+    # P_theta(s'|s)) / P_theta(s'|s), summed over the steps of each enumerated trajectory.
+    mdp = folded(theta)
+    pi, P_theta = original.policy(theta), mdp.P[:, 0, :]
+    states = mdp.trajectories().states                                      # (H, M)
+    weight = mdp.trajectory_probs(np.zeros((3, 1))) * (mdp.discounts @ r[states])
+    with_transitions = np.zeros_like(theta)
+    for s, s_next in zip(states[:-1], states[1:]):
+        score = pi[s] * (original.P[s, :, s_next] - P_theta[s, s_next][:, None]) \
+            / P_theta[s, s_next][:, None]                                   # (M, A)
+        np.add.at(with_transitions, s, weight[:, None] * score)
+    np.testing.assert_allclose(with_transitions, numerical, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.8])
@@ -50,17 +94,41 @@ def test_grad_J_equals_the_policy_gradient_theorem_with_exact_advantages(gamma):
                                atol=1e-13)
 
 
-def test_expected_score_is_exactly_zero_so_a_constant_shift_of_reward_changes_nothing():
+@pytest.mark.parametrize("gamma", [1.0, 0.8])
+def test_expected_score_is_zero_to_rounding_so_a_reward_shift_changes_nothing_at_a_fixed_horizon(
+        gamma):
+    # sum_a pi_a (e_a - pi) = pi - pi is an identity; in floating point, a few units of the
+    # last place (eps = 2.2e-16).
     logits = np.random.default_rng(3).normal(size=(5, 4)) * 3
     dist = Categorical(logits)
     scores = np.stack([dist.score(np.full(5, a)) for a in range(4)], axis=1)     # (5, K, K)
     expected_score = (dist.probs[:, :, None] * scores).sum(axis=1)
     np.testing.assert_allclose(expected_score, 0.0, atol=1e-15)
-    # Adding 10 to every reward adds a constant to R(tau): the gradient must not move.
-    mdp, theta = random_mdp(3)
-    shifted = TabularMDP(mdp.P, mdp.R + 10.0, mdp.rho0, mdp.horizon)
+    # Every trajectory has H steps, so adding 10 to every reward adds the same
+    # 10 sum_{t<H} gamma^t to every R(tau): J moves by it and the gradient does not move.
+    mdp, theta = random_mdp(3, gamma=gamma)
+    shifted = TabularMDP(mdp.P, mdp.R + 10.0, mdp.rho0, mdp.horizon, gamma)
     np.testing.assert_allclose(shifted.grad_J(theta), mdp.grad_J(theta), atol=1e-12)
-    assert shifted.J(theta) == pytest.approx(mdp.J(theta) + 10.0 * mdp.horizon)
+    gain = 10.0 * mdp.horizon if gamma == 1 else 10.0 * (1 - gamma ** mdp.horizon) / (1 - gamma)
+    assert shifted.J(theta) == pytest.approx(mdp.J(theta) + gain, rel=1e-12)
+
+
+def test_a_reward_shift_changes_the_gradient_when_episodes_can_end_early():
+    # One live state; "stop" pays 1 and ends the episode (an absorbing state that pays nothing:
+    # no more rewards, as after a real termination), "go" pays 0 and continues; horizon 3. The
+    # reward exists only while the episode runs, so shifting it by c adds c times the episode's
+    # own length to R(tau). As it stands stopping is better; shifted by +1 (stop 2, go 1 a step
+    # for up to 3 steps) going on is: the gradient changes sign.
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 1] = P[0, 1, 0] = 1.0          # live state 0: action 0 stops, action 1 goes on
+    P[1, :, 1] = 1.0                       # state 1: ended, for good
+    R = np.array([[1.0, 0.0], [0.0, 0.0]])
+    live = np.array([[1.0, 1.0], [0.0, 0.0]])
+    theta = np.zeros((2, 2))
+    original = TabularMDP(P, R, [1.0, 0.0], horizon=3)
+    shifted = TabularMDP(P, R + 1.0 * live, [1.0, 0.0], horizon=3)
+    assert original.grad_J(theta)[0, 0] > 0 > original.grad_J(theta)[0, 1]
+    assert shifted.grad_J(theta)[0, 1] > 0 > shifted.grad_J(theta)[0, 0]
 
 
 # ------------------------------------------------------------------------------------------
@@ -177,6 +245,7 @@ def test_gae_is_biased_when_the_critic_cannot_see_time():
     # it at t = 1 (4.2 against 6), and the TD residual of leaving at t = 0, 0 + V(1) - V(0),
     # falls below that of staying, 1 + V(0) - V(0) = 1.
     assert V_bar[1] < mdp.V(theta)[1, 1] and V_bar[1] - V_bar[0] < 1.0
+    assert (V_bar[1], mdp.V(theta)[1, 1]) == (pytest.approx(4.2, rel=1e-12), 6.0)
     relative_bias = {}
     for lam in (0.0, 0.5, 0.95, 1.0):
         mean, _ = mdp.exact_moments(theta, "gae", lam, values=V_bar)
@@ -185,6 +254,13 @@ def test_gae_is_biased_when_the_critic_cannot_see_time():
             assert mean[0, 1] < 0           # TD(0) with this critic points the wrong way
     assert relative_bias[0.0] > relative_bias[0.5] > relative_bias[0.95] > 0.05
     assert relative_bias[1.0] < 1e-12
+    # The figures docs/derivation.md quotes (115%, 64%, 7%). They are finite sums over the 8
+    # trajectories of a uniform policy, exact up to double rounding (~1e-15): pinned to 1e-9,
+    # and to the whole percent the text rounds them to.
+    pinned = {0.0: 1.1494505495, 0.5: 0.6384615385, 0.95: 0.0695824176}
+    for lam, value in pinned.items():
+        assert relative_bias[lam] == pytest.approx(value, abs=1e-9)
+    assert [round(100 * relative_bias[lam]) for lam in pinned] == [115, 64, 7]
     # A baseline never biases, whatever function of the state it is.
     np.testing.assert_allclose(mdp.exact_moments(theta, "baseline", values=V_bar)[0], grad,
                                atol=1e-12)

@@ -94,6 +94,22 @@ def test_kl_is_the_per_state_kl_summed_over_visits_and_bounds_the_weight_from_be
     assert kl(mdp, theta_old, theta_old) == 0.0
 
 
+def test_the_bound_needs_the_kl_from_the_new_policy_and_the_example_table_shows_both():
+    # The last row of the table in docs/derivation.md (examples/importance_sampling.py: 6-step
+    # layered MDP, seed 0, the 25th point of its path). PPO's approx_kl estimates
+    # KL(P_old || P_theta); the bound is in the other direction, and here the two differ enough
+    # that the wrong one would seem to break it.
+    mdp, theta_old = layered_mdp(0, width=2, A=3, H=6)
+    theta = uphill(mdp, theta_old, np.geomspace(0.1, 10.0, 28)[24])
+    H = mdp.horizon
+    forward, reverse = kl(mdp, theta_old, theta) / H, kl(mdp, theta, theta_old) / H
+    second_moment = weight_second_moment(mdp, theta, theta_old)
+    assert (round(forward, 3), round(reverse, 3), round(second_moment, 1)) == (0.506, 0.304, 12.4)
+    assert np.exp(H * reverse) == pytest.approx(6.21, abs=0.005)
+    assert np.exp(H * reverse) <= second_moment < np.exp(H * forward)
+    assert round(np.exp(H * forward), 1) == 20.8 and round(forward / reverse, 1) == 1.7
+
+
 # ------------------------------------------------------------------------------------------
 # Unbiased, and the variance that pays for it
 # ------------------------------------------------------------------------------------------
