@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from minipg.core.speed import training_speed
-from minipg.envs.make import check_spaces, env_name, make_env
+from minipg.envs.make import check_spaces, env_name, env_spec, make_env
 from minipg.envs.rollout import action_start
 
 __all__ = ["Evaluation", "run_episodes", "check_policy_fits", "DEFAULT_MAX_EPISODE_STEPS"]
@@ -45,8 +45,8 @@ def own_step_limit(env, env_id=None):
     limit = getattr(spec, "max_episode_steps", None)
     if limit is None and isinstance(env_id, str):
         try:
-            limit = gym.spec(env_id).max_episode_steps
-        except gym.error.Error:
+            limit = env_spec(env_id).max_episode_steps
+        except ValueError:
             limit = None
     return limit
 

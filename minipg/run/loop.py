@@ -37,7 +37,7 @@ from minipg.core.checks import raise_if_non_finite
 from minipg.core.optim import linear_schedule, params_stay_finite
 from minipg.core.speed import training_speed
 from minipg.envs.episodes import run_episodes
-from minipg.envs.make import env_arguments, env_name
+from minipg.envs.make import env_arguments, env_name, run_name
 from minipg.run import presets, rundir
 from minipg.run.build import build
 from minipg.run.checkpoint import read_checkpoint
@@ -130,7 +130,7 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     parts = build(config, module, factory)  # everything that can fail before the disk is used
     run = None
     try:
-        run = rundir.claim(run_dir, f"{config.env_id}-{algo}-seed{config.seed}",
+        run = rundir.claim(run_dir, f"{run_name(config.env_id)}-{algo}-seed{config.seed}",
                            overwrite=overwrite)
         with atomic_write(run.file("config.json"), "w", encoding="utf-8") as f:
             f.write(config.to_json())

@@ -16,6 +16,8 @@ import difflib
 import sys
 import typing
 
+import numpy as np
+
 from minipg.algos.config import field_docs
 from minipg.algos.registry import ALGOS
 from minipg.envs.episodes import run_episodes
@@ -244,7 +246,7 @@ def cmd_plot(argv):
 
 def _expected_errors():
     """What a user's input or environment can cause: one line, no traceback."""
-    return (CliError, ValueError, TypeError, OSError, ArithmeticError, EnvError)
+    return (CliError, ValueError, TypeError, OSError, ArithmeticError, EnvError, MemoryError)
 
 
 def main(argv=None):
@@ -267,7 +269,10 @@ def main(argv=None):
         return 2
     run = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[command]
     try:
-        result = run(argv[1:])
+        # numpy's overflow warnings would print before the one-line error that explains them
+        # (every result minipg uses is checked to be finite where it matters).
+        with np.errstate(all="ignore"):
+            result = run(argv[1:])
     except KeyboardInterrupt:
         if debug:
             raise
@@ -277,6 +282,8 @@ def main(argv=None):
         if debug:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, MemoryError):
+            message = f"out of memory ({message})"
         print(f"minipg {command}: error: {message}  (--debug shows the traceback)",
               file=sys.stderr)
         return 1

@@ -1,0 +1,206 @@
+"""Inputs a user or a file can get wrong, each answered by one clear line, never a traceback:
+
+- env ids the CLI documents: "module:Id" imports the module that registers Id; a namespaced
+  id ("ns/Name-v0") names a default run directory without a path separator;
+- non-finite hyperparameters are refused when the config is validated;
+- an env whose observations or rewards are too large to train on is named as the cause
+  ("check the environment"), and no numpy warning prints before the one-line error;
+- "~" in a path means the home directory.
+"""
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import typing
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import minipg
+from minipg.algos.config import make_config
+from minipg.algos.registry import ALGOS
+from minipg.envs.outputs import output_limits
+from minipg.tools.cli import main
+
+SMALL = dict(num_envs=2, num_steps=16, hidden_sizes=(8,), log_every=-1)
+TINY_ENV_MODULE = textwrap.dedent('''
+    """Registers {env_id} on import: a CartPole with 30-step episodes (observations times
+    {obs_scale}, rewards times {reward_scale})."""
+    import gymnasium as gym
+    from gymnasium.wrappers import TransformObservation, TransformReward
+
+    def make(obs_scale, reward_scale):
+        env = gym.make("CartPole-v1", max_episode_steps=30)
+        env = TransformObservation(env, lambda o: o * obs_scale, env.observation_space)
+        return TransformReward(env, lambda r: r * reward_scale)
+
+    gym.register("{env_id}", entry_point=make, disable_env_checker=True,
+                 kwargs=dict(obs_scale={obs_scale}, reward_scale={reward_scale}))
+''')
+
+
+def write_env_module(folder, module, env_id, obs_scale=1.0, reward_scale=1.0):
+    """A module `module` in `folder` that registers env_id when imported."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{module}.py").write_text(TINY_ENV_MODULE.format(
+        env_id=env_id, obs_scale=obs_scale, reward_scale=reward_scale))
+    return folder
+
+
+def minipg_cli(*args, cwd, pythonpath=None, home=None):
+    """`python -m minipg *args` in a child process: (exit status, stdout, stderr)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+    if home is not None:
+        env["HOME"] = str(home)
+    done = subprocess.run([sys.executable, "-m", "minipg", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# env ids: module:Id, and namespaced ids with the default run directory
+# ------------------------------------------------------------------------------------------
+
+def test_module_colon_id_imports_the_module_and_trains(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(write_env_module(tmp_path / "pkgs", "tiny_env_py",
+                                                     "tinyns/TinyPy-v0")))
+    monkeypatch.chdir(tmp_path)
+    assert "tiny_env_py" not in sys.modules and "tinyns/TinyPy-v0" not in gym.registry
+    result = minipg.train("tiny_env_py:tinyns/TinyPy-v0", "ppo", 64, 0, **SMALL)
+    assert "tiny_env_py" in sys.modules                  # imported by minipg, not the test
+    assert result.config.env_id == "tiny_env_py:tinyns/TinyPy-v0"
+    # The default run directory is one folder under runs/, its name free of "/" and ":".
+    assert os.path.dirname(result.run_dir) == "runs"
+    assert os.path.basename(result.run_dir) == "tiny_env_py_tinyns_TinyPy-v0-ppo-seed0"
+    assert os.path.isfile(os.path.join(result.run_dir, "checkpoint.npz"))
+    assert len(result.history) == 2
+
+
+def test_namespaced_id_with_the_default_run_directory_trains(tmp_path, monkeypatch):
+    if "tinyns/Registered-v0" not in gym.registry:
+        gym.register("tinyns/Registered-v0", entry_point="gymnasium.envs.classic_control:"
+                     "CartPoleEnv", max_episode_steps=30)
+    monkeypatch.chdir(tmp_path)
+    result = minipg.train("tinyns/Registered-v0", "a2c", 64, 0, **SMALL)
+    assert result.run_dir == os.path.join("runs", "tinyns_Registered-v0-a2c-seed0")
+    assert os.path.isfile(os.path.join(result.run_dir, "checkpoint.npz"))
+    again = minipg.train("tinyns/Registered-v0", "a2c", 64, 0, **SMALL)
+    assert again.run_dir == os.path.join("runs", "tinyns_Registered-v0-a2c-seed0-1")
+
+
+def test_module_colon_id_from_the_cli_trains_evaluates_and_resumes(tmp_path):
+    pkgs = write_env_module(tmp_path / "pkgs", "tiny_env_cli", "tinyns/TinyCli-v0")
+    status, out, err = minipg_cli("train", "--env", "tiny_env_cli:tinyns/TinyCli-v0",
+                                  "--steps", 64, "--num-envs", 2, "--num-steps", 16,
+                                  "--hidden-sizes", 8, "--log-every", -1, cwd=tmp_path,
+                                  pythonpath=pkgs)
+    assert (status, err) == (0, "")
+    run_dir = os.path.join("runs", "tiny_env_cli_tinyns_TinyCli-v0-ppo-seed0")
+    assert os.path.isfile(tmp_path / run_dir / "checkpoint.npz")
+    status, out, err = minipg_cli("eval", run_dir, "--episodes", 2, cwd=tmp_path,
+                                  pythonpath=pkgs)
+    assert (status, err) == (0, "") and "tiny_env_cli:tinyns/TinyCli-v0, 2 episodes" in out
+    # The resume builds the env from the saved id: the module is imported again.
+    status, out, err = minipg_cli("train", "--resume", run_dir, cwd=tmp_path, pythonpath=pkgs)
+    assert (status, err) == (0, "") and "had already finished" in out
+
+
+def test_a_module_that_cannot_be_imported_is_one_line_naming_the_id(tmp_path, capsys):
+    status = main(["train", "--env", "no_such_module_xyz:Tiny-v0", "--steps", "64",
+                   "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert "'no_such_module_xyz:Tiny-v0'" in err and "no_such_module_xyz" in err
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# Non-finite hyperparameters
+# ------------------------------------------------------------------------------------------
+
+def float_fields():
+    """(algo, field name) of every real-valued field of every algorithm's config."""
+    for algo, module in sorted(ALGOS.items()):
+        for field in dataclasses.fields(module.Config):
+            types = typing.get_args(field.type) or (field.type,)
+            if float in types:
+                yield algo, field.name
+
+
+@pytest.mark.parametrize("algo,name", list(float_fields()))
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_every_real_hyperparameter_refuses_non_finite_values(algo, name, value):
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+        make_config(ALGOS[algo].Config, algo=algo, **{name: value})
+
+
+def test_float_fields_cover_the_coefficients_the_issue_names():
+    names = set(float_fields())
+    assert {("ppo", "ent_coef"), ("ppo", "vf_coef"), ("trpo", "max_kl"),
+            ("ppo", "target_kl"), ("grpo", "learning_rate")} <= names
+
+
+@pytest.mark.parametrize("flag,algo", [("--ent-coef", "ppo"), ("--vf-coef", "a2c"),
+                                       ("--max-kl", "trpo"), ("--learning-rate", "grpo")])
+def test_cli_refuses_an_infinite_coefficient_in_one_line_before_any_file(tmp_path, capsys,
+                                                                          flag, algo):
+    status = main(["train", "--algo", algo, flag, "inf", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert f"{flag[2:].replace('-', '_')} must be a finite number, got inf" in err
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# Env outputs too large to train on, and no numpy warning before the error
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_output_limits_are_where_the_updates_sums_of_squares_stop_being_finite(dtype):
+    B, H = 512, 32
+    limits = output_limits(dtype, B, H)
+    with np.errstate(over="ignore"):
+        # returns of H rewards at the limit: their squares summed over the batch stay finite,
+        returns = np.full(B, H * limits.reward, dtype)
+        assert np.isfinite(np.dot(returns, returns))
+        # and four times larger they overflow (the bound is the edge, not far below it).
+        assert not np.isfinite(np.dot(4 * returns, 4 * returns))
+        # A first-layer gradient sum_i o_i g_i (|g_i| = 1) at the limit, squared by Adam:
+        gradient = np.asarray(B * limits.obs, dtype)
+        assert np.isfinite(gradient * gradient)
+        assert not np.isfinite((4 * gradient) * (4 * gradient))
+
+
+@pytest.mark.parametrize("scales,what", [((1e30, 1.0), "observations"),
+                                         ((1.0, 1e37), "rewards"), ((1.0, 1e300), "rewards")])
+def test_huge_env_outputs_blame_the_environment(tmp_path, monkeypatch, scales, what):
+    tag = f"{what}{round(math.log10(max(scales)))}"
+    module, env_id = f"huge_{tag}", f"tinyns/Huge-{tag}-v0"
+    monkeypatch.syspath_prepend(str(write_env_module(tmp_path / "pkgs", module, env_id,
+                                                     *scales)))
+    with pytest.raises(FloatingPointError) as raised:
+        minipg.train(f"{module}:{env_id}", "ppo", 64, 0,
+                     run_dir=tmp_path / "run", **SMALL)
+    message = str(raised.value)
+    assert "the environment returned a value too large to train on" in message
+    assert what in message and "check the environment" in message
+    assert "learning_rate" not in message and "check_finite" not in message
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("--env", "huge_cli:tinyns/HugeCli-v0"), "check the environment"),
+    (("--learning-rate", "1e30"), "try a lower learning_rate"),
+])
+def test_the_one_line_error_is_the_only_line_on_stderr(tmp_path, args, expected):
+    pkgs = write_env_module(tmp_path / "pkgs", "huge_cli", "tinyns/HugeCli-v0",
+                            reward_scale=1e300)
+    status, out, err = minipg_cli("train", *args, "--steps", 512, "--log-every", -1,
+                                  "--run-dir", "run", cwd=tmp_path, pythonpath=pkgs)
+    assert status == 1
+    assert err.count("\n") == 1 and "Warning" not in err, err
+    assert err.startswith("minipg train: error: ") and expected in err
