@@ -82,7 +82,7 @@ class TrainResult:
 
 
 def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
-          resume=None, overwrite=False, preset=True, **hyperparameters):
+          resume=None, overwrite=False, preset=True, trust_env_state=False, **hyperparameters):
     """Train `algo` on `env` for `total_steps` env steps; returns a TrainResult.
 
     env is a registered gymnasium id or a factory: a callable returning a gymnasium.Env,
@@ -99,16 +99,23 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
 
     resume=RUN_DIR continues the run saved there, with its saved config (a run whose env was
     made by a factory needs the same factory as env). Arguments given besides it must agree
-    with that config, except the fields in RESUME_MAY_CHANGE (minipg/run/snapshot.py).
+    with that config, except the fields in RESUME_MAY_CHANGE (minipg/run/snapshot.py). The
+    env's saved state is unpickled only if this user's key signed it (minipg/run/env_state.py),
+    or with trust_env_state=True: for a run directory from elsewhere that you trust.
     """
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(record, policy), got "
                         f"{type(callback).__name__}")
     env, factory = env_arguments(env, hyperparameters)
+    if not isinstance(trust_env_state, bool):
+        raise TypeError(f"trust_env_state must be True or False, got {trust_env_state!r}")
     if resume is not None:
         return _resume(resume, run_dir, overwrite, callback, factory,
                        dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
-                            **hyperparameters))
+                            **hyperparameters), trust_env_state)
+    if trust_env_state:
+        raise ValueError("trust_env_state applies to a resume (it allows unpickling the saved "
+                         "env state of a run from elsewhere); a new run has none")
     if factory is not None and env is None:
         env = env_name(factory)
     missing = [name for name, value in (("env", env), ("algo", algo),
@@ -143,7 +150,7 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     return _run(config, module, parts, run, log, Progress(), None, callback)
 
 
-def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
+def _resume(run_dir, other_run_dir, overwrite, callback, factory, given, trust_env_state):
     if overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the run, or "
                          "replace it")
@@ -160,7 +167,7 @@ def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
                              f"{config.env_factory}: pass that factory as env to resume it")
         module = ALGOS[config.algo]
         parts = build(config, module, factory)
-        progress, note = restore(parts, saved, run.path)
+        progress, note = restore(parts, saved, run.path, trust_env_state)
         log = rundir.ProgressLog(run.file("progress.csv"), csv_fields(module),
                                  keep_rows=progress.iteration)
     except BaseException:

@@ -95,6 +95,10 @@ def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
                         help="continue the run saved in RUN_DIR from its last checkpoint, with "
                         "its config (only --log-every, --checkpoint-every and the evaluation "
                         "options may change)")
+    parser.add_argument("--trust-env-state", action="store_true",
+                        help="with --resume: unpickle the run's saved env state even if this "
+                        "user's key did not sign it (a run directory from elsewhere: "
+                        "unpickling can run code, so only for runs you trust)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in an existing --run-dir (deletes minipg's files "
                         "there, nothing else)")
@@ -138,14 +142,18 @@ def cmd_train(argv):
         resume = args.pop("resume")
         renamed = {"env": "env_id", "steps": "total_steps"}
         given = {renamed.get(k, k): v for k, v in args.items()}
-        overwrite = given.pop("overwrite")
+        overwrite, trust = given.pop("overwrite"), given.pop("trust_env_state")
         run_dir = given.pop("run_dir", None)
-        result = train(resume=resume, run_dir=run_dir, overwrite=overwrite, **given)
+        result = train(resume=resume, run_dir=run_dir, overwrite=overwrite,
+                       trust_env_state=trust, **given)
     else:
         if known.algo not in ALGOS:
             raise CliError(f"--algo must be one of {sorted(ALGOS)}, got {known.algo!r}")
         args = vars(_train_parser(known.algo, env_id=known.env,
                                   preset=known.preset).parse_args(argv))
+        if args.pop("trust_env_state"):
+            raise CliError("--trust-env-state applies to --resume only (a new run has no "
+                           "saved env state)")
         env_id, algo, steps, seed, run_dir, _, overwrite = (
             args.pop(k) for k in ("env", "algo", "steps", "seed", "run_dir", "resume",
                                   "overwrite"))

@@ -8,8 +8,12 @@
 - "~" in a path means the home directory.
 """
 import dataclasses
+import hashlib
+import json
 import math
 import os
+import pickle
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,9 +24,12 @@ import numpy as np
 import pytest
 
 import minipg
+import minipg.run.env_state as env_state
 from minipg.algos.config import make_config
 from minipg.algos.registry import ALGOS
 from minipg.envs.outputs import output_limits
+from minipg.run.checkpoint import read_checkpoint, write_checkpoint
+from minipg.run.env_state import config_dir, user_key
 from minipg.tools.cli import main
 
 SMALL = dict(num_envs=2, num_steps=16, hidden_sizes=(8,), log_every=-1)
@@ -204,3 +211,156 @@ def test_the_one_line_error_is_the_only_line_on_stderr(tmp_path, args, expected)
     assert status == 1
     assert err.count("\n") == 1 and "Warning" not in err, err
     assert err.startswith("minipg train: error: ") and expected in err
+
+
+# ------------------------------------------------------------------------------------------
+# Env states: unpickled only when this user's key signed them
+# ------------------------------------------------------------------------------------------
+
+STOP_AT, TOTAL = 3, 6 * 2 * 16        # a ppo run of 6 iterations of 2 envs x 16 steps, stopped at 3
+
+
+def stopped_run(run_dir):
+    """A ppo run stopped after STOP_AT of 6 iterations (a checkpoint with its env state)."""
+    minipg.train("CartPole-v1", "ppo", TOTAL, 0, run_dir=run_dir, checkpoint_every=0.0,
+                 callback=lambda record, policy: record["iteration"] >= STOP_AT, **SMALL)
+    return run_dir
+
+
+@pytest.fixture
+def key_dir(tmp_path, monkeypatch):
+    """A fresh config directory for this test: a user whose key is new."""
+    folder = tmp_path / "config-of-this-user"
+    monkeypatch.setenv("MINIPG_CONFIG_DIR", str(folder))
+    return folder
+
+
+def test_the_key_is_made_once_private_and_kept(key_dir):
+    assert config_dir() == str(key_dir) and user_key(create=False) is None
+    key = user_key()
+    assert len(key) == 32
+    assert os.stat(key_dir / "key").st_mode & 0o777 == 0o600
+    assert os.stat(key_dir).st_mode & 0o777 == 0o700
+    assert user_key() == key == user_key(create=False)          # read again, never replaced
+    assert [p.name for p in key_dir.iterdir()] == ["key"]       # no temporary file left
+
+
+def test_the_config_directory_follows_xdg_then_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("MINIPG_CONFIG_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert config_dir() == str(tmp_path / "xdg" / "minipg")
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert config_dir() == str(tmp_path / "home" / ".config" / "minipg")
+
+
+def test_a_malformed_key_is_refused_naming_the_file(key_dir):
+    key_dir.mkdir()
+    (key_dir / "key").write_text("not a key\n")
+    with pytest.raises(ValueError, match="key is not a minipg key"):
+        user_key()
+
+
+def test_another_users_run_resumes_with_fresh_episodes_and_says_so(tmp_path, monkeypatch,
+                                                                   capsys):
+    uninterrupted = minipg.train("CartPole-v1", "ppo", TOTAL, 0, run_dir=tmp_path / "whole",
+                                 **SMALL)
+    monkeypatch.setenv("MINIPG_CONFIG_DIR", str(tmp_path / "config-of-the-author"))
+    downloaded = stopped_run(tmp_path / "downloaded")
+    trusted = tmp_path / "trusted"
+    shutil.copytree(downloaded, trusted)
+    monkeypatch.setenv("MINIPG_CONFIG_DIR", str(tmp_path / "config-of-the-user"))
+    capsys.readouterr()
+    real_loads = env_state.pickle.loads
+    calls = []
+    monkeypatch.setattr(env_state.pickle, "loads", lambda blob: calls.append(1) or
+                        real_loads(blob))
+    result = minipg.train(resume=downloaded)
+    assert calls == []                                     # never unpickled
+    out = capsys.readouterr().out
+    (note,) = [line for line in out.splitlines() if "not restored" in line]
+    assert "not signed with this user's key" in note and "--trust-env-state" in note
+    assert result.resumed_from == STOP_AT and len(result.history) == 6 - STOP_AT
+    assert (downloaded / "progress.csv").read_bytes() != \
+        (tmp_path / "whole" / "progress.csv").read_bytes()      # fresh episodes
+    # Trusted explicitly, the same run continues bit for bit like one never stopped.
+    result = minipg.train(resume=trusted, trust_env_state=True)
+    assert calls and "not restored" not in capsys.readouterr().out
+    assert (trusted / "progress.csv").read_bytes() == \
+        (tmp_path / "whole" / "progress.csv").read_bytes()
+    np.testing.assert_array_equal(result.policy.params, uninterrupted.policy.params)
+
+
+def test_this_users_own_run_resumes_bit_for_bit_without_the_flag(tmp_path, key_dir, capsys):
+    whole = minipg.train("CartPole-v1", "ppo", TOTAL, 0, run_dir=tmp_path / "whole", **SMALL)
+    run = stopped_run(tmp_path / "run")
+    capsys.readouterr()
+    result = minipg.train(resume=run)
+    assert "not restored" not in capsys.readouterr().out
+    assert (run / "progress.csv").read_bytes() == (tmp_path / "whole" / "progress.csv").read_bytes()
+    np.testing.assert_array_equal(result.policy.params, whole.policy.params)
+
+
+class Payload:
+    """What a malicious env state would hold: unpickling it creates a file (runs code)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def plant_env_state(run_dir, blob, signature):
+    """Put `blob` beside the run's checkpoint as its env state, recorded with its digest (what
+    anyone editing a run directory can do) and the given signature."""
+    digest = hashlib.sha256(blob).hexdigest()
+    name = f"env_state-{digest[:16]}.pkl"
+    (run_dir / name).write_bytes(blob)
+    arrays = dict(read_checkpoint(run_dir).arrays)
+    del arrays["minipg/format"], arrays["minipg/format_version"]
+    state = json.loads(str(arrays["train/state"]))
+    state["env_state"] = {"saved": True, "file": name, "sha256": digest, "hmac": signature}
+    arrays["train/state"] = np.array(json.dumps(state))
+    write_checkpoint(run_dir / "checkpoint.npz", arrays)
+
+
+@pytest.mark.parametrize("signature", [None, "0" * 64, "forged"])
+def test_a_planted_env_state_never_runs_its_code(tmp_path, key_dir, capsys, signature):
+    run = stopped_run(tmp_path / "run")
+    marker = tmp_path / "code-ran"
+    plant_env_state(run, pickle.dumps(Payload(str(marker))), signature)
+    result = minipg.train(resume=run)
+    assert not marker.exists()
+    assert result.resumed_from == STOP_AT and len(result.history) == 6 - STOP_AT
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "not restored" in line]
+    assert "was not unpickled" in note
+    # The same file, trusted explicitly, is unpickled: the flag is what decides.
+    run_again = stopped_run(tmp_path / "again")
+    plant_env_state(run_again, pickle.dumps(Payload(str(marker))), signature)
+    minipg.train(resume=run_again, trust_env_state=True)
+    assert marker.exists()
+
+
+def test_trust_env_state_without_resume_is_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="trust_env_state applies to a resume"):
+        minipg.train("CartPole-v1", "ppo", 64, 0, run_dir=tmp_path / "run",
+                     trust_env_state=True, **SMALL)
+    status = main(["train", "--trust-env-state", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "--resume only" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_resume_with_trust_env_state_restores_another_users_env_state(tmp_path,
+                                                                          monkeypatch, capsys):
+    monkeypatch.setenv("MINIPG_CONFIG_DIR", str(tmp_path / "config-of-the-author"))
+    run = stopped_run(tmp_path / "run")
+    shutil.copytree(run, tmp_path / "copy")
+    monkeypatch.setenv("MINIPG_CONFIG_DIR", str(tmp_path / "config-of-the-user"))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "copy")]) == 0
+    assert "state is not restored" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--trust-env-state"]) == 0
+    out = capsys.readouterr().out
+    assert "done: 192 env steps" in out and "not restored" not in out
