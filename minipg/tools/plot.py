@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from minipg.algos.registry import ALGOS
+from minipg.run.checkpoint import MAX_METADATA_CHARS, CheckpointError, parse_metadata
 from minipg.run.files import atomic_output
 
 NOT_COMPARED = ("seed", "log_every", "checkpoint_every", "eval_episodes",
@@ -45,6 +46,9 @@ def read_progress(run):
             rows = list(reader)
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a minipg progress.csv: not a text file") from None
+    except csv.Error as error:     # e.g. a field longer than the csv module's limit
+        raise ValueError(f"{path}, line {reader.line_num + 1}: not a minipg progress.csv "
+                         f"({error})") from None
     steps, returns = [], []
     for line, row in enumerate(rows, start=2):
         try:
@@ -64,10 +68,13 @@ def _config(run):
     if not os.path.isdir(run) or not os.path.isfile(path):
         return None
     try:
+        if os.path.getsize(path) > 4 * MAX_METADATA_CHARS:     # not minipg's: not read
+            return None
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            config = parse_metadata(f.read(), path)
+    except (OSError, ValueError, CheckpointError):
         return None
+    return config if isinstance(config, dict) else None
 
 
 def _defaults(algo):

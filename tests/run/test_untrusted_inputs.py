@@ -5,6 +5,10 @@
 - non-finite hyperparameters are refused when the config is validated;
 - an env whose observations or rewards are too large to train on is named as the cause
   ("check the environment"), and no numpy warning prints before the one-line error;
+- sizes that cannot fit in memory are refused before anything is allocated, naming the setting;
+- crafted files (JSON nested 200,000 deep, a config naming a 100000 x 100000 network, a
+  progress.csv field of 200,000 characters) are refused in one line before anything is built;
+- an env state is unpickled only if this user's key signed it;
 - "~" in a path means the home directory.
 """
 import dataclasses
@@ -24,11 +28,13 @@ import numpy as np
 import pytest
 
 import minipg
+import minipg.core.memory as memory
 import minipg.run.env_state as env_state
 from minipg.algos.config import make_config
 from minipg.algos.registry import ALGOS
 from minipg.envs.outputs import output_limits
-from minipg.run.checkpoint import read_checkpoint, write_checkpoint
+from minipg.run.checkpoint import (MAX_METADATA_CHARS, CheckpointError, json_depth,
+                                   load_config, read_checkpoint, write_checkpoint)
 from minipg.run.env_state import config_dir, user_key
 from minipg.tools.cli import main
 
@@ -364,3 +370,220 @@ def test_cli_resume_with_trust_env_state_restores_another_users_env_state(tmp_pa
     assert main(["train", "--resume", str(run), "--trust-env-state"]) == 0
     out = capsys.readouterr().out
     assert "done: 192 env steps" in out and "not restored" not in out
+
+
+# ------------------------------------------------------------------------------------------
+# Sizes that cannot fit in memory
+# ------------------------------------------------------------------------------------------
+
+GB = 10 ** 9
+
+
+@pytest.fixture
+def machine_of_16_gb(monkeypatch):
+    """The limit of these tests: a machine of 16 GB, whatever this one has."""
+    monkeypatch.setattr(memory, "physical_memory", lambda: 16 * GB)
+
+
+def test_check_fits_refuses_exactly_what_exceeds_the_memory(machine_of_16_gb):
+    memory.check_fits(16 * GB, "this")
+    with pytest.raises(ValueError, match=r"^these settings need about 16 GB of memory, more "
+                                         r"than this machine's 16 GB"):
+        memory.check_fits(16 * GB + 1, "these settings")
+
+
+def test_the_network_count_is_the_mlps():
+    sizes = (4, 64, 64, 2)
+    assert memory.network_params(sizes) == minipg.MLP(sizes).params.size
+
+
+def test_the_estimate_is_below_what_a_run_really_allocates(tmp_path):
+    """The estimate is a lower bound: the largest arrays only. A run's peak of traced
+    allocations (numpy reports its buffers to tracemalloc) is above it."""
+    import tracemalloc
+
+    from minipg.run.build import check_memory
+    config = make_config(ALGOS["ppo"].Config, algo="ppo", num_envs=8, num_steps=256,
+                         hidden_sizes=(64, 64), log_every=-1, total_steps=2048)
+    estimate = {}
+    real_check = memory.check_fits
+
+    def spy(needed, what, limit=None):
+        estimate[what] = needed
+        return real_check(needed, what, limit)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("minipg.run.build.check_fits", spy)
+        tracemalloc.start()
+        minipg.train("CartPole-v1", "ppo", 2048, 0, run_dir=tmp_path / "run", num_envs=8,
+                     num_steps=256, hidden_sizes=(64, 64), log_every=-1)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    check_memory(config, ALGOS["ppo"], 4, 1, 2)            # the estimate with CartPole's sizes
+    assert 0 < max(estimate.values()) < peak
+
+
+@pytest.mark.parametrize("args,named", [
+    (("--num-steps", "1000000000"), "num_steps * num_envs = 1,000,000,000 x 16"),
+    (("--num-envs", "10000000"), "num_steps * num_envs = 32 x 10,000,000"),
+    (("--hidden-sizes", "100000,100000"), "hidden_sizes (100000, 100000): networks of "
+                                          "20,000,800,002 parameters"),
+    (("--algo", "grpo", "--num-groups", "100000000"), "num_groups * group_size = "
+                                                      "100,000,000 x 8"),
+])
+def test_sizes_beyond_memory_are_one_line_naming_the_setting(tmp_path, capsys,
+                                                            machine_of_16_gb, args, named):
+    status = main(["train", *args, "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert named in err and "of memory, more than this machine's 16 GB" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished ppo run (run directory with its checkpoint)."""
+    run_dir = tmp_path_factory.mktemp("small") / "run"
+    minipg.train("CartPole-v1", "ppo", 64, 0, run_dir=run_dir, **SMALL)
+    return run_dir
+
+
+def test_eval_of_too_many_episodes_is_one_line(small_run, capsys, monkeypatch):
+    # 10^8 episodes of the small run's policy (hidden (8,)): about 7.6 GB, on a 4 GB machine.
+    monkeypatch.setattr(memory, "physical_memory", lambda: 4 * GB)
+    made = []
+    monkeypatch.setattr("minipg.envs.episodes.make_env", lambda *a: made.append(a))
+    status = main(["eval", str(small_run), "--episodes", "100000000"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert "episodes = 100,000,000 (run together, one env each) need about" in err
+    assert made == []                                        # refused before the env is made
+
+
+def test_any_memory_error_in_the_cli_is_one_line(small_run, capsys, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB")
+
+    monkeypatch.setattr("minipg.tools.cli.run_episodes", out_of_memory)
+    status = main(["eval", str(small_run)])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert "error: out of memory (Unable to allocate 74.5 GiB)" in err
+
+
+# ------------------------------------------------------------------------------------------
+# Crafted files
+# ------------------------------------------------------------------------------------------
+
+DEEP = "[" * 200_000 + "]" * 200_000
+
+
+def crafted(run_dir, tmp_path, change):
+    """A copy of run_dir whose checkpoint's arrays went through change(arrays)."""
+    copy = shutil.copytree(run_dir, tmp_path / "crafted")
+    arrays = dict(read_checkpoint(copy).arrays)
+    del arrays["minipg/format"], arrays["minipg/format_version"]
+    change(arrays)
+    write_checkpoint(copy / "checkpoint.npz", arrays)
+    return copy
+
+
+def set_json(name, **changes):
+    def change(arrays):
+        values = json.loads(str(arrays[name]))
+        values.update(changes)
+        arrays[name] = np.array(json.dumps(values))
+    return change
+
+
+@pytest.mark.parametrize("text,depth", [
+    ('{"a": "[[[[{{", "b": [1, [2, {"c": []}]]}', 5),
+    ('["\\"[[", [[]]]', 3),                      # an escaped quote does not end the string
+    ("[" + ", ".join(["[]"] * 1000) + "]", 2),
+    ('"unterminated [[[', 0),
+    ("7", 0),
+])
+def test_json_depth_counts_the_nesting_outside_strings(text, depth):
+    assert json_depth(text) == depth
+
+
+def test_json_depth_stops_as_soon_as_the_limit_is_passed():
+    assert json_depth(DEEP, limit=64) == 65
+
+
+READERS = {"config": load_config, "train/state": lambda run: minipg.train(resume=run),
+           "policy/config": minipg.load}
+"""What reads each entry from Python: the config (resume, eval), the training state (resume),
+the policy (load, eval, resume)."""
+
+
+@pytest.mark.parametrize("entry", sorted(READERS))
+def test_json_nested_200000_deep_is_refused_in_eval_resume_and_load(small_run, tmp_path,
+                                                                   capsys, entry):
+    run = crafted(small_run, tmp_path, lambda arrays: arrays.update({entry: np.array(DEEP)}))
+    with pytest.raises(CheckpointError, match=f"{entry}'? nests arrays or objects more than "
+                                              "64 deep: not minipg's"):
+        READERS[entry](run)
+    commands = [["train", "--resume", str(run)]]
+    if entry != "train/state":                               # eval does not read it
+        commands.append(["eval", str(run)])
+    for command in commands:
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "64 deep" in err
+
+
+def test_a_json_entry_longer_than_the_limit_is_refused_before_it_is_read(small_run, tmp_path):
+    text = json.dumps({"padding": "x" * (MAX_METADATA_CHARS + 1000)})
+    run = crafted(small_run, tmp_path, lambda arrays: arrays.update(config=np.array(text)))
+    with pytest.raises(CheckpointError, match="entry 'config' is .* bytes: more than the "
+                                              "8,000,000 characters of JSON minipg reads"):
+        read_checkpoint(run)
+
+
+def test_a_policy_config_naming_a_huge_network_is_refused_before_building(small_run,
+                                                                         tmp_path, capsys,
+                                                                         monkeypatch):
+    run = crafted(small_run, tmp_path, set_json("policy/config", hidden_sizes=[100000, 100000]))
+    built = []
+    with monkeypatch.context() as patch:
+        patch.setattr("minipg.core.policies.MLP.__init__",
+                      lambda *args, **kwargs: built.append(args))
+        with pytest.raises(CheckpointError, match=r"policy/params holds 58 numbers, but "
+                                                  r"policy/config describes a network of "
+                                                  r"10,000,800,002 parameters"):
+            minipg.load(run)
+    assert built == []                                       # no network was built
+    for command in (["eval", str(run)], ["train", "--resume", str(run)]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "10,000,800,002 parameters" in err
+
+
+def test_a_training_config_naming_a_huge_network_is_refused_on_resume(small_run, tmp_path,
+                                                                     capsys,
+                                                                     machine_of_16_gb):
+    run = crafted(small_run, tmp_path, set_json("config", hidden_sizes=[100000, 100000]))
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "hidden_sizes (100000, 100000): networks of 20,000,800,002 parameters" in err
+
+
+def test_plot_refuses_a_field_of_200000_characters_in_one_line(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "progress.csv").write_text(
+        "iteration,env_steps,mean_return\n1,100," + "9" * 200_000 + "\n")
+    status = main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "curves.png")])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert "progress.csv, line 2: not a minipg progress.csv (field larger than field limit" in err
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_plot_treats_a_config_json_nested_200000_deep_as_no_config(small_run, tmp_path,
+                                                                   capsys):
+    copy = shutil.copytree(small_run, tmp_path / "deep")
+    (copy / "config.json").write_text(DEEP)
+    status = main(["plot", str(copy), str(small_run), "--out", str(tmp_path / "curves.png")])
+    assert status == 0 and (tmp_path / "curves.png").exists()
