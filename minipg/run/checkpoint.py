@@ -46,7 +46,7 @@ from minipg.core.memory import check_fits, network_params, physical_memory
 from minipg.core.normalize import RunningMeanStd
 from minipg.core.policies import POLICIES
 from minipg.core.value import ValueFunction
-from minipg.run.files import atomic_write
+from minipg.run.files import atomic_write, user_path
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "CHECKPOINT_FILE", "write_checkpoint",
            "save_checkpoint", "save_policy", "read_checkpoint", "checkpoint_path", "from_state",
@@ -138,7 +138,7 @@ def save_policy(policy, path):
 
     Returns the path written (".npz" is appended if the name lacks it, as numpy does).
     """
-    path = os.fspath(path)
+    path = user_path(os.fspath(path))
     path = path if path.endswith(".npz") else path + ".npz"
     return write_checkpoint(path, policy.state())
 
@@ -152,7 +152,7 @@ def checkpoint_path(path):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"path must be a run directory or a checkpoint .npz path, got "
                         f"{type(path).__name__}")
-    path = os.fsdecode(path)
+    path = os.fsdecode(user_path(path))
     if os.path.isdir(path):
         candidate = os.path.join(path, CHECKPOINT_FILE)
         if not os.path.exists(candidate):

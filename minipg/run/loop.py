@@ -26,6 +26,7 @@ resumed writes the same progress.csv and final parameters as one never stopped.
 """
 import math
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ from minipg.envs.make import env_arguments, env_name, run_name
 from minipg.run import presets, rundir
 from minipg.run.build import build
 from minipg.run.checkpoint import read_checkpoint
-from minipg.run.files import atomic_write
+from minipg.run.files import atomic_write, user_path
 from minipg.run.snapshot import Checkpointer, Progress, capture, restore, resumed_config
 from minipg.run.stops import ctrl_c_after_iteration, stopped
 
@@ -107,12 +108,15 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
         raise TypeError(f"callback must be callable(record, policy), got "
                         f"{type(callback).__name__}")
     env, factory = env_arguments(env, hyperparameters)
+    run_dir, resume = user_path(run_dir), user_path(resume)          # "~/runs/x"
     if not isinstance(trust_env_state, bool):
         raise TypeError(f"trust_env_state must be True or False, got {trust_env_state!r}")
     if resume is not None:
-        return _resume(resume, run_dir, overwrite, callback, factory,
-                       dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
-                            **hyperparameters), trust_env_state)
+        given = dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
+                     **hyperparameters)
+        if preset is False:              # no preset: like any setting, it must agree
+            given["preset"] = ""
+        return _resume(resume, run_dir, overwrite, callback, factory, given, trust_env_state)
     if trust_env_state:
         raise ValueError("trust_env_state applies to a resume (it allows unpickling the saved "
                          "env state of a run from elsewhere); a new run has none")
@@ -304,7 +308,8 @@ def _finish(config, parts, run, checkpointer, history, interrupted, resumed_from
     """The TrainResult; after a run that was not interrupted, the final evaluation."""
     if interrupted:
         print(f"interrupted; the checkpoint of iteration {checkpointer.saved_iteration} is saved "
-              f"in {checkpointer.path}; continue with: minipg train --resume {run.path}",
+              f"in {checkpointer.path}; continue with: minipg train --resume "
+              f"{shlex.quote(run.path)}",
               flush=True)
     result = TrainResult(checkpointer.path, history, config, run.path, parts.policy,
                          parts.value_fn, interrupted=interrupted, resumed_from=resumed_from)

@@ -7,6 +7,7 @@ holds and how to continue.
 """
 import contextlib
 import json
+import shlex
 import signal
 import threading
 
@@ -59,7 +60,8 @@ def stopped(error, stage, iteration, collector, checkpointer, snapshot, env, run
     try:
         checkpointer.save_unless_saved(snapshot, env)
         message += (f"; the last good state (iteration {good_iteration}) is saved in "
-                    f"{checkpointer.path}; continue with: minipg train --resume {run_dir}")
+                    f"{checkpointer.path}; continue with: minipg train --resume "
+                    f"{shlex.quote(run_dir)}")
     except Exception as save_error:
         held = ("no checkpoint" if checkpointer.saved_iteration is None
                 else f"the checkpoint of iteration {checkpointer.saved_iteration}")

@@ -13,6 +13,7 @@ An error is one line on stderr and a non-zero exit; `--debug` shows the tracebac
 import argparse
 import dataclasses
 import difflib
+import shlex
 import sys
 import typing
 
@@ -24,6 +25,7 @@ from minipg.envs.episodes import run_episodes
 from minipg.envs.rollout import EnvError
 from minipg.run import presets
 from minipg.run.checkpoint import load_config, read_checkpoint
+from minipg.run.files import user_path
 from minipg.run.loop import train
 from minipg.tools.plot import plot_runs
 from minipg.tools.render import prepare
@@ -137,9 +139,10 @@ def cmd_train(argv):
     probe.add_argument("--resume", nargs="?", default=None)
     known, _ = probe.parse_known_args(argv)
     if known.resume is not None:
-        saved_algo = load_config(known.resume).algo     # a clear error if it is not a run
-        args = vars(_train_parser(saved_algo, resume=True).parse_args(argv))
+        saved = load_config(known.resume)               # a clear error if it is not a run
+        args = vars(_train_parser(saved.algo, resume=True).parse_args(argv))
         resume = args.pop("resume")
+        _check_no_preset(args, saved, resume)
         renamed = {"env": "env_id", "steps": "total_steps"}
         given = {renamed.get(k, k): v for k, v in args.items()}
         overwrite, trust = given.pop("overwrite"), given.pop("trust_env_state")
@@ -166,8 +169,17 @@ def cmd_train(argv):
         last = result.history[-1]
         print(f"done: {last['env_steps']:,} env steps in {last['wall_clock']:.2f} s of "
               f"training; run directory {result.run_dir}")
-        print(f"checkpoint: {result.checkpoint}  (minipg eval {result.run_dir})")
+        print(f"checkpoint: {result.checkpoint}  (minipg eval {shlex.quote(result.run_dir)})")
     return result
+
+
+def _check_no_preset(args, saved, run_dir):
+    """--no-preset with --resume: accepted only where it agrees with the saved run (which was
+    trained without a preset); a resume keeps the saved config, so anything else is refused."""
+    if "preset" in args and saved.preset:
+        raise CliError(f"--no-preset: the run in {run_dir} was trained with the preset "
+                       f"{saved.preset}, and a resume continues it with its saved config; "
+                       "start a new run to train without the preset")
 
 
 def cmd_eval(argv):
@@ -188,6 +200,7 @@ def cmd_eval(argv):
                         "every frame; any env that renders rgb_array frames (pip install "
                         "\"minipg[render]\" for gymnasium's renderers)")
     args = parser.parse_args(argv)
+    args.render = user_path(args.render) if args.render else None
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
     if args.seed < 0:

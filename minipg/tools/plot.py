@@ -21,7 +21,7 @@ import numpy as np
 
 from minipg.algos.registry import ALGOS
 from minipg.run.checkpoint import MAX_METADATA_CHARS, CheckpointError, parse_metadata
-from minipg.run.files import atomic_output
+from minipg.run.files import atomic_output, user_path
 
 NOT_COMPARED = ("seed", "log_every", "checkpoint_every", "eval_episodes",
                 "eval_max_episode_steps")
@@ -30,6 +30,7 @@ NOT_COMPARED = ("seed", "log_every", "checkpoint_every", "eval_episodes",
 
 def read_progress(run):
     """(env_steps, mean_return) arrays from a run directory's (or a path's) progress.csv."""
+    run = user_path(run)
     path = os.path.join(run, "progress.csv") if os.path.isdir(run) else run
     if not os.path.isfile(path):
         raise ValueError(f"no progress.csv at {path!r} (give run directories or progress.csv "
@@ -150,6 +151,7 @@ def draw(ax, runs, thresholds=(), average=True):
 
 def plot_runs(runs, out, title=None, thresholds=(), average=True):
     """Write the learning curves of `runs` to `out` (.png, .pdf or .svg), atomically."""
+    runs, out = [user_path(run) for run in runs], user_path(out)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

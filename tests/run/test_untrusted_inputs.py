@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pickle
+import shlex
 import shutil
 import subprocess
 import sys
@@ -587,3 +588,103 @@ def test_plot_treats_a_config_json_nested_200000_deep_as_no_config(small_run, tm
     (copy / "config.json").write_text(DEEP)
     status = main(["plot", str(copy), str(small_run), "--out", str(tmp_path / "curves.png")])
     assert status == 0 and (tmp_path / "curves.png").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# Paths: "~", and printed commands that paste
+# ------------------------------------------------------------------------------------------
+
+def test_a_run_dir_under_tilde_is_in_the_home_directory(tmp_path, monkeypatch, capsys):
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    result = minipg.train("CartPole-v1", "ppo", 64, 0, run_dir="~/runs/x", **SMALL)
+    assert result.run_dir == str(home / "runs" / "x")
+    assert (home / "runs" / "x" / "checkpoint.npz").is_file()
+    assert minipg.load("~/runs/x").params.shape == result.policy.params.shape
+    assert minipg.train(resume="~/runs/x").run_dir == str(home / "runs" / "x")
+    # The CLI, given "~" unexpanded (quoted, or after "=" where a shell leaves it):
+    assert main(["eval", "~/runs/x", "--episodes", "2"]) == 0
+    assert main(["plot", "~/runs/x", "--out", "~/curves.png"]) == 0
+    assert main(["train", "--steps", "64", "--num-envs", "2", "--num-steps", "16",
+                 "--log-every", "-1", "--run-dir=~/runs/y"]) == 0
+    assert (home / "curves.png").is_file() and (home / "runs" / "y" / "config.json").is_file()
+    assert list(elsewhere.iterdir()) == []                   # no literal "~" folder
+
+
+def pasted(line, after):
+    """The command printed in `line` after `after`, split as a shell would split it."""
+    return shlex.split(line.split(after, 1)[1])
+
+
+def test_printed_commands_quote_paths_so_that_pasting_works(tmp_path, capsys):
+    run_dir = tmp_path / "my runs" / "it's ppo"
+
+    def ctrl_c(record, policy):
+        if record["iteration"] == 2:
+            raise KeyboardInterrupt
+
+    stopped = minipg.train("CartPole-v1", "ppo", 6 * 32, 0, run_dir=run_dir, callback=ctrl_c,
+                           **SMALL)
+    assert stopped.interrupted
+    (hint,) = [line for line in capsys.readouterr().out.splitlines() if "continue with" in line]
+    command = pasted(hint, "continue with: ")
+    assert command == ["minipg", "train", "--resume", str(run_dir)]
+    assert main(command[1:]) == 0                            # the pasted command resumes
+    (done,) = [line for line in capsys.readouterr().out.splitlines() if "minipg eval" in line]
+    assert pasted(done, "(")[:2] == ["minipg", "eval"]
+    assert pasted(done.rstrip(")"), "(") == ["minipg", "eval", str(run_dir)]
+
+
+def test_the_hint_after_an_error_quotes_the_path_too(tmp_path):
+    run_dir = tmp_path / "a folder"
+
+    def fails(record, policy):
+        if record["iteration"] == 2:
+            raise RuntimeError("the callback failed")
+
+    with pytest.raises(RuntimeError) as raised:
+        minipg.train("CartPole-v1", "ppo", 6 * 32, 0, run_dir=run_dir, callback=fails, **SMALL)
+    assert pasted(str(raised.value), "continue with: ") == ["minipg", "train", "--resume",
+                                                            str(run_dir)]
+
+
+# ------------------------------------------------------------------------------------------
+# Resume: --no-preset, and progress.csv with other line endings
+# ------------------------------------------------------------------------------------------
+
+def test_resume_with_no_preset_is_refused_when_the_run_had_a_preset(small_run, tmp_path,
+                                                                    capsys):
+    run = shutil.copytree(small_run, tmp_path / "run")
+    assert load_config(run).preset == "CartPole-v1/ppo"
+    status = main(["train", "--resume", str(run), "--no-preset"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert "--no-preset: the run in" in err and "preset CartPole-v1/ppo" in err
+    with pytest.raises(ValueError, match="whose preset is 'CartPole-v1/ppo', not ''"):
+        minipg.train(resume=run, preset=False)
+
+
+def test_resume_with_no_preset_agrees_with_a_run_trained_without_one(tmp_path, capsys):
+    run = tmp_path / "run"
+    minipg.train("CartPole-v1", "ppo", 6 * 32, 0, run_dir=run, preset=False,
+                 callback=lambda record, policy: record["iteration"] >= 2, **SMALL)
+    assert load_config(run).preset == ""
+    assert main(["train", "--resume", str(run), "--no-preset"]) == 0
+    assert "done: 192 env steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r"])
+def test_a_progress_csv_with_other_line_endings_resumes(tmp_path, ending, capsys):
+    whole = minipg.train("CartPole-v1", "ppo", 6 * 32, 0, run_dir=tmp_path / "whole", **SMALL)
+    run = stopped_run(tmp_path / "run")
+    progress = run / "progress.csv"
+    original = progress.read_bytes()
+    assert original.count(b"\r\n") == STOP_AT + 1            # minipg writes CRLF (csv's own)
+    progress.write_bytes(original.replace(b"\r\n", ending.encode()))
+    result = minipg.train(resume=run)
+    assert result.resumed_from == STOP_AT
+    # The file is minipg's again, line endings and all, and the run continued bit for bit.
+    assert progress.read_bytes() == (tmp_path / "whole" / "progress.csv").read_bytes()
+    np.testing.assert_array_equal(result.policy.params, whole.policy.params)
