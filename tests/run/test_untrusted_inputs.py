@@ -252,6 +252,17 @@ def test_the_key_is_made_once_private_and_kept(key_dir):
     assert [p.name for p in key_dir.iterdir()] == ["key"]       # no temporary file left
 
 
+def test_a_key_made_meanwhile_by_another_process_is_the_one_used(key_dir, monkeypatch):
+    """Two processes making the key at once: the second one's link fails, and it uses the
+    first one's key rather than replacing it (a signature made with it stays valid)."""
+    first = user_key()
+    real_exists = os.path.exists
+    monkeypatch.setattr(env_state.os.path, "exists",
+                        lambda path: False if str(path).endswith("key") else real_exists(path))
+    assert user_key() == first                       # it tried to create, and lost the race
+    assert sorted(p.name for p in key_dir.iterdir()) == ["key"]
+
+
 def test_the_config_directory_follows_xdg_then_home(tmp_path, monkeypatch):
     monkeypatch.delenv("MINIPG_CONFIG_DIR")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
