@@ -49,9 +49,9 @@ def env_output_problem(name, array, limit, t=None):
     One pass over the array when all is well (NaN fails the comparison too); the index is
     looked for only when something is wrong.
     """
-    array = np.asarray(array, dtype=np.float64)
-    if not array.size or np.abs(array).max() <= limit:
+    if np.abs(array).max(initial=0.0) <= limit:         # the usual case: one pass, no copy
         return None
+    array = np.asarray(array, dtype=np.float64)
     finite = np.isfinite(array)
     if not finite.all():
         index = tuple(int(i) for i in np.argwhere(~finite)[0])
