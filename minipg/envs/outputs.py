@@ -49,7 +49,9 @@ def env_output_problem(name, array, limit, t=None):
     One pass over the array when all is well (NaN fails the comparison too); the index is
     looked for only when something is wrong.
     """
-    if np.abs(array).max(initial=0.0) <= limit:         # the usual case: one pass, no copy
+    # The usual case: one pass, no copy. Compared as a Python float: a float32 maximum compared
+    # with a limit beyond float32's range would cast the limit to inf (and pass an inf).
+    if float(np.abs(array).max(initial=0.0)) <= limit:
         return None
     array = np.asarray(array, dtype=np.float64)
     finite = np.isfinite(array)

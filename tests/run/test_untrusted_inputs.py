@@ -33,7 +33,7 @@ import minipg.core.memory as memory
 import minipg.run.env_state as env_state
 from minipg.algos.config import make_config
 from minipg.algos.registry import ALGOS
-from minipg.envs.outputs import output_limits
+from minipg.envs.outputs import env_output_problem, output_limits
 from minipg.run.checkpoint import (MAX_METADATA_CHARS, CheckpointError, json_depth,
                                    load_config, read_checkpoint, write_checkpoint)
 from minipg.run.env_state import config_dir, user_key
@@ -190,18 +190,43 @@ def test_output_limits_are_where_the_updates_sums_of_squares_stop_being_finite(d
         assert not np.isfinite((4 * gradient) * (4 * gradient))
 
 
-@pytest.mark.parametrize("scales,what", [((1e30, 1.0), "observations"),
-                                         ((1.0, 1e37), "rewards"), ((1.0, 1e300), "rewards")])
-def test_huge_env_outputs_blame_the_environment(tmp_path, monkeypatch, scales, what):
+TOO_LARGE, NON_FINITE = "a value too large to train on", "a non-finite value"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_env_output_is_checked_whatever_its_dtype_and_the_limit(dtype):
+    """A limit beyond float32's range must not become inf when compared with float32 data."""
+    limit = output_limits("float64", 64, 500).obs                       # 2e152
+    assert env_output_problem("observations", np.ones((4, 3), dtype), limit) is None
+    for bad, problem in ((np.inf, NON_FINITE), (-np.inf, NON_FINITE), (np.nan, NON_FINITE),
+                         (3e38, TOO_LARGE if limit < 3e38 else None)):
+        obs = np.ones((4, 3), dtype)
+        obs[2, 1] = bad
+        message = env_output_problem("observations", obs, limit, t=7)
+        assert (message is None) if problem is None else \
+            message.startswith(f"the environment returned {problem}: observations[(7, 2, 1)]")
+    assert env_output_problem("rewards", np.array([1e20, 1.0]), 1e16).startswith(
+        f"the environment returned {TOO_LARGE}: rewards[(0,)] = 1e+20 (env 0)")
+
+
+@pytest.mark.parametrize("algo,scales,what,problem", [
+    ("ppo", (1e30, 1.0), "observations", TOO_LARGE),       # float32: limit 3.6e16
+    ("ppo", (1.0, 1e37), "rewards", TOO_LARGE),            # float32: limit 2.5e16
+    ("ppo", (1.0, 1e300), "rewards", TOO_LARGE),
+    ("grpo", (1.0, 1e300), "rewards", TOO_LARGE),          # float64: limit 1.7e150
+    ("grpo", (1e300, 1.0), "observations", NON_FINITE)])   # CartPole's float32 obs: inf
+def test_huge_env_outputs_blame_the_environment(tmp_path, monkeypatch, algo, scales, what,
+                                                problem):
     tag = f"{what}{round(math.log10(max(scales)))}"
     module, env_id = f"huge_{tag}", f"tinyns/Huge-{tag}-v0"
     monkeypatch.syspath_prepend(str(write_env_module(tmp_path / "pkgs", module, env_id,
                                                      *scales)))
     with pytest.raises(FloatingPointError) as raised:
-        minipg.train(f"{module}:{env_id}", "ppo", 64, 0,
-                     run_dir=tmp_path / "run", **SMALL)
+        minipg.train(f"{module}:{env_id}", algo, 64, 0, run_dir=tmp_path / "run",
+                     **(SMALL if algo == "ppo" else dict(num_groups=2, group_size=2,
+                                                         hidden_sizes=(8,), log_every=-1)))
     message = str(raised.value)
-    assert "the environment returned a value too large to train on" in message
+    assert f"the environment returned {problem}" in message
     assert what in message and "check the environment" in message
     assert "learning_rate" not in message and "check_finite" not in message
 
