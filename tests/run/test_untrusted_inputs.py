@@ -29,7 +29,9 @@ import numpy as np
 import pytest
 
 import minipg
+import minipg.algos.grpo
 import minipg.core.memory as memory
+import minipg.lm.token_ppo
 import minipg.run.env_state as env_state
 from minipg.algos.config import make_config
 from minipg.algos.registry import ALGOS
@@ -137,10 +139,15 @@ def test_a_module_that_cannot_be_imported_is_one_line_naming_the_id(tmp_path, ca
 # Non-finite hyperparameters
 # ------------------------------------------------------------------------------------------
 
+CONFIGS = {**{algo: module.Config for algo, module in ALGOS.items()},
+           "grpo on tokens": minipg.algos.grpo.Config, "token ppo": minipg.lm.token_ppo.Config}
+"""Every config class: the trainer's algorithms, and the language-model ones."""
+
+
 def float_fields():
-    """(algo, field name) of every real-valued field of every algorithm's config."""
-    for algo, module in sorted(ALGOS.items()):
-        for field in dataclasses.fields(module.Config):
+    """(config name, field name) of every real-valued field of every config."""
+    for algo, config_class in sorted(CONFIGS.items()):
+        for field in dataclasses.fields(config_class):
             types = typing.get_args(field.type) or (field.type,)
             if float in types:
                 yield algo, field.name
@@ -149,14 +156,18 @@ def float_fields():
 @pytest.mark.parametrize("algo,name", list(float_fields()))
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
 def test_every_real_hyperparameter_refuses_non_finite_values(algo, name, value):
+    config = CONFIGS[algo]()
+    config.validate()                                        # the defaults are fine
+    setattr(config, name, value)
     with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
-        make_config(ALGOS[algo].Config, algo=algo, **{name: value})
+        config.validate()
 
 
 def test_float_fields_cover_the_coefficients_the_issue_names():
     names = set(float_fields())
     assert {("ppo", "ent_coef"), ("ppo", "vf_coef"), ("trpo", "max_kl"),
-            ("ppo", "target_kl"), ("grpo", "learning_rate")} <= names
+            ("ppo", "target_kl"), ("grpo", "learning_rate"), ("grpo on tokens", "kl_coef"),
+            ("token ppo", "clip_coef")} <= names
 
 
 @pytest.mark.parametrize("flag,algo", [("--ent-coef", "ppo"), ("--vf-coef", "a2c"),
