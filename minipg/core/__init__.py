@@ -11,6 +11,7 @@
     optim          Adam, SGD, global-norm clipping, the clipped step, learning-rate schedules
     normalize      running mean and variance, observation normalisation, reward scaling
     speed          one BLAS thread and freed memory kept for reuse, while training
+    memory         what a run or an evaluation will allocate, checked before it does
 
 May import only numpy, threadpoolctl and the compiled kernels (minipg._kernels): no gymnasium,
 no other minipg package.

@@ -1,7 +1,8 @@
 """Argument checks, one set for the whole library, so that every bad input fails the same way.
 
     wrong type   -> TypeError   ("learning_rate must be a real number, got 'fast'")
-    wrong value  -> ValueError  ("gamma must be in [0.0, 1.0], got 1.5")
+    wrong value  -> ValueError  ("gamma must be in [0.0, 1.0], got 1.5"; NaN and inf are wrong
+                                 values of every real argument)
 
 Each error names the argument. Checks run at the public boundary (a constructor, a config, a
 public function), not inside the loops that call the same code thousands of times.
@@ -38,10 +39,16 @@ def check_int(name, value, low=None):
 
 
 def check_real(name, value, low=-np.inf, high=np.inf, low_inclusive=True, high_inclusive=True):
-    """value as a float in the interval [low, high] (ends open where said); NaN is rejected."""
+    """value as a finite float in the interval [low, high] (ends open where said).
+
+    NaN and +-inf are rejected whatever the interval: no setting of minipg means "infinite"
+    (an infinite coefficient or step size only turns the first update into NaN).
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high
     if not (above and below):

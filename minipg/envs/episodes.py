@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from minipg.core.memory import batch_bytes, check_fits
 from minipg.core.speed import training_speed
-from minipg.envs.make import check_spaces, env_name, make_env
+from minipg.envs.make import check_spaces, env_name, env_spec, make_env
 from minipg.envs.rollout import action_start
 
 __all__ = ["Evaluation", "run_episodes", "check_policy_fits", "DEFAULT_MAX_EPISODE_STEPS"]
@@ -45,10 +46,25 @@ def own_step_limit(env, env_id=None):
     limit = getattr(spec, "max_episode_steps", None)
     if limit is None and isinstance(env_id, str):
         try:
-            limit = gym.spec(env_id).max_episode_steps
-        except gym.error.Error:
+            limit = env_spec(env_id).max_episode_steps
+        except ValueError:
             limit = None
     return limit
+
+
+def _check_memory(policy, episodes):
+    """ValueError if `episodes` episodes run together (one env each, the policy acting on all
+    of them at once) cannot fit in this machine's memory (minipg/core/memory.py)."""
+    # Read defensively: the policy's own checks come later, with the env (check_policy_fits).
+    config = getattr(policy, "config", None)
+    hidden = config.get("hidden_sizes", ()) if isinstance(config, dict) else ()
+    obs_dim = getattr(policy, "obs_dim", 1)
+    action_dim = getattr(policy, "action_dim", 1)
+    itemsize = getattr(getattr(policy, "params", None), "dtype", np.dtype(np.float64)).itemsize
+    if not all(isinstance(n, (int, np.integer)) for n in (obs_dim, action_dim, *hidden)):
+        return
+    needed = batch_bytes(episodes, obs_dim, action_dim, hidden, itemsize)
+    check_fits(needed, f"episodes = {episodes:,} (run together, one env each)")
 
 
 @dataclass
@@ -84,6 +100,7 @@ def run_episodes(policy, env, episodes, seed=0, deterministic=False, rng=None,
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     name = env_name(env) if isinstance(env, str) or callable(env) else None
+    _check_memory(policy, int(episodes))
     vector_env = make_env(env, int(episodes))
     try:
         check_policy_fits(policy, vector_env, name)

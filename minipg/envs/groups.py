@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minipg.core.checks import as_generator
-from minipg.envs.rollout import EnvError, first_non_finite_from_env
+from minipg.envs.outputs import env_output_problem, output_limits
+from minipg.envs.rollout import EnvError
 
 __all__ = ["EpisodeBatch", "GroupCollector", "DEFAULT_MAX_EPISODE_STEPS"]
 
@@ -113,9 +114,11 @@ class GroupCollector:
         except Exception as error:
             raise EnvError(f"the environment raised {type(error).__name__} in {method}(): "
                            f"{error}") from error
-        problem = first_non_finite_from_env("observations", out[0], t)
+        limits = output_limits(self.policy.params.dtype, self.env.num_envs,
+                               self.max_episode_steps)
+        problem = env_output_problem("observations", out[0], limits.obs, t)
         if problem is None and method == "step":
-            problem = first_non_finite_from_env("rewards", out[1], t)
+            problem = env_output_problem("rewards", out[1], limits.reward, t)
         if problem:
             raise FloatingPointError(problem)
         return out

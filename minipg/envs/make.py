@@ -5,6 +5,8 @@ minipg's policies are MLPs: they need a flat Box observation space, and act in a
 Box (GaussianPolicy). Anything else is refused with a message naming the env and its space,
 before a network is built or a step is taken.
 """
+import importlib
+
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
@@ -80,11 +82,35 @@ def env_arguments(env, hyperparameters):
     return env_id, env
 
 
-def _make_from_id(env_id, num_envs, vectorization):
+def env_spec(env_id):
+    """gymnasium's EnvSpec of a registered id; for "module:Id", the module is imported first
+    (it registers Id on import: gymnasium's own convention, which gym.make follows and
+    gym.spec does not). An id that cannot be found, or a module that cannot be imported, is a
+    ValueError naming the id."""
+    module, colon, name = env_id.rpartition(":")
+    if colon:
+        if not module or not name or ":" in module:
+            raise ValueError(f"env_id {env_id!r} must be a registered id or module:Id")
+        try:
+            importlib.import_module(module)
+        except Exception as error:          # not found, or the module's own code failed
+            raise ValueError(f"env_id {env_id!r} cannot be made: importing the module "
+                             f"{module!r} failed ({type(error).__name__}: {error})") from error
     try:
-        spec = gym.spec(env_id)
+        return gym.spec(name)
     except (gym.error.Error, ModuleNotFoundError) as error:
         raise ValueError(f"env_id {env_id!r} cannot be made: {error}") from error
+
+
+def run_name(env_id):
+    """The env's part of a default run directory name: the id, with the characters that a
+    file name cannot hold or that would make it a path ("/" of a namespace, "\\", the ":" of
+    module:Id) replaced by "_"."""
+    return "".join("_" if c in "/\\:" else c for c in env_id)
+
+
+def _make_from_id(env_id, num_envs, vectorization):
+    spec = env_spec(env_id)
     if vectorization == "auto":
         vectorization = "vector_entry_point" if spec.vector_entry_point else "sync"
     try:

@@ -27,8 +27,9 @@ Two traps live here, both from gymnasium's NEXT_STEP autoreset:
    forward pass: the bootstrap value V(s_T).
 
 What the env returns is checked as it arrives: an exception from the env becomes an EnvError
-that says where it happened, and a NaN or inf observation or reward a FloatingPointError naming
-the array, the row and the env (it came from the env, so no learning rate will fix it). A
+that says where it happened, and a NaN or inf observation or reward, or one too large to train
+on (minipg/envs/outputs.py), a FloatingPointError naming the array, the row and the env (it came
+from the env, so no learning rate will fix it). A
 Discrete(n, start=k) action space gets the policy's indices 0..n-1 shifted by k.
 """
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from minipg.core.checks import as_generator
+from minipg.envs.outputs import env_output_problem, output_limits
 
 
 class EnvError(RuntimeError):
@@ -49,17 +51,6 @@ def action_start(action_space):
     if isinstance(action_space, gym.spaces.Discrete):
         return int(action_space.start)
     return 0
-
-
-def first_non_finite_from_env(name, array, t=None):
-    """FloatingPointError text for the first NaN/inf of an env output, or None if all finite."""
-    array = np.asarray(array, dtype=np.float64)
-    if np.isfinite(array).all():
-        return None
-    index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-    where = index if t is None else (t, *index)
-    return (f"the environment returned a non-finite value: {name}[{where}] = {array[index]} "
-            f"(env {index[0]})")
 
 
 @dataclass
@@ -139,6 +130,7 @@ class RolloutCollector:
         self.seed = seed
         self.reset_each_rollout = reset_each_rollout  # every collect() starts fresh episodes
         self.steps_per_collect = T * N
+        self.limits = output_limits(dtype, T * N, T)   # of what the env returns: envs/outputs.py
         self.obs = None
         self.global_step = 0                      # env steps taken, reset steps included
         self._episode_return = np.zeros(N)
@@ -152,7 +144,7 @@ class RolloutCollector:
         except Exception as error:
             raise EnvError(f"the environment raised {type(error).__name__} in reset(): "
                            f"{error}") from error
-        problem = first_non_finite_from_env("reset observations", obs)
+        problem = env_output_problem("reset observations", obs, self.limits.obs)
         if problem:
             raise FloatingPointError(problem)
         self.seed = None                          # seed once; later resets continue the env RNG
@@ -205,9 +197,10 @@ class RolloutCollector:
                            f"{error}") from error
         obs = np.asarray(obs, dtype=np.float64)
         rewards = np.asarray(rewards, dtype=np.float64)
-        if not (np.isfinite(obs).all() and np.isfinite(rewards).all()):
-            raise FloatingPointError(first_non_finite_from_env("observations", obs, t)
-                                     or first_non_finite_from_env("rewards", rewards, t))
+        problem = (env_output_problem("observations", obs, self.limits.obs, t)
+                   or env_output_problem("rewards", rewards, self.limits.reward, t))
+        if problem:
+            raise FloatingPointError(problem)
         return obs.astype(self.buffer.obs.dtype, copy=False), rewards, terminated, truncated
 
     def state(self):

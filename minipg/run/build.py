@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from minipg.core.heads import join_params
+from minipg.core.memory import NETWORK_COPIES, batch_bytes, check_fits, network_params
 from minipg.core.normalize import RewardScaler
 from minipg.core.optim import Adam
 from minipg.core.policies import CategoricalPolicy, GaussianPolicy
@@ -24,7 +25,7 @@ from minipg.envs.make import check_spaces, make_env
 from minipg.envs.noise import ColouredNoise
 from minipg.envs.rollout import RolloutCollector
 
-__all__ = ["Parts", "build", "make_policy"]
+__all__ = ["Parts", "build", "make_policy", "check_memory"]
 
 
 def make_policy(env, config, rng):
@@ -58,15 +59,53 @@ class Parts:
     """The callable that made the env, or None for a registered id."""
 
 
+def check_memory(config, module, obs_dim=1, action_dim=1, n_outputs=1):
+    """ValueError naming the setting if the run's networks and batches cannot fit in this
+    machine's memory (minipg/core/memory.py). Before the env exists, the dimensions default to
+    1: a lower bound, checked again with the env's own once it is made."""
+    uses_critic = getattr(module, "uses_critic", lambda config: True)(config)
+    hidden, itemsize = list(config.hidden_sizes), np.dtype(config.dtype).itemsize
+    params = network_params([obs_dim, *hidden, n_outputs]) + (
+        network_params([obs_dim, *hidden, 1]) if uses_critic else 0)
+    networks = NETWORK_COPIES * params * itemsize
+    check_fits(networks, f"hidden_sizes {config.hidden_sizes}: networks of {params:,} "
+                         "parameters")
+    if module.COLLECTS == "groups":
+        rows = config.num_groups * config.group_size        # at least one step per episode
+        what = (f"num_groups * group_size = {config.num_groups:,} x {config.group_size:,} "
+                "episodes per batch")
+    else:
+        rows = config.num_steps * config.num_envs
+        what = (f"num_steps * num_envs = {config.num_steps:,} x {config.num_envs:,} = "
+                f"{rows:,} transitions per batch")
+    batch = batch_bytes(rows, obs_dim, action_dim, hidden, itemsize)
+    check_fits(networks + batch, f"{what} (networks with hidden_sizes {config.hidden_sizes})")
+
+
+def _space_dims(env):
+    """(obs_dim, action_dim, policy outputs) of an env whose spaces check_spaces accepted."""
+    action_space = env.single_action_space
+    if isinstance(action_space, gym.spaces.Discrete):
+        return env.single_observation_space.shape[0], 1, int(action_space.n)
+    return env.single_observation_space.shape[0], action_space.shape[0], action_space.shape[0]
+
+
 def build(config, module, factory=None):
-    """The parts of a run; the env from `factory` when the run's env is made by one."""
+    """The parts of a run; the env from `factory` when the run's env is made by one.
+
+    What the run will allocate is checked against the machine's memory first (check_memory),
+    before the env (N copies) and the networks exist, and again with the env's dimensions.
+    """
     policy_seed, value_seed, sample_seed, update_seed = np.random.SeedSequence(config.seed).spawn(4)
+    check_memory(config, module)
     env = make_env(factory or config.env_id, config.num_envs, config.vectorization)
     try:
         if module.COLLECTS == "groups" and not isinstance(env.single_action_space,
                                                           gym.spaces.Discrete):
             raise ValueError(f"{config.algo} needs Discrete actions (its policy is "
                              f"categorical); {config.env_id} has {env.single_action_space}")
+        check_spaces(env, config.env_id)
+        check_memory(config, module, *_space_dims(env))
         policy = make_policy(env, config, np.random.default_rng(policy_seed))
         uses_critic = getattr(module, "uses_critic", lambda config: True)(config)
         value_fn = (ValueFunction(policy.obs_dim, config.hidden_sizes, config.activation,

@@ -24,25 +24,35 @@ file, a text file, a single .npy array, a truncated or corrupt archive, another 
 and a newer format each get a CheckpointError that says which. numpy reads it with
 allow_pickle=False, always: a checkpoint is data, and loading one never runs code.
 
+A file can be crafted, so nothing in it is trusted to be small. Before an entry is read, its
+size in the archive is checked (a JSON entry holds at most MAX_METADATA_CHARS characters, all
+entries together fit in memory); before a JSON entry is parsed, the nesting of its arrays and
+objects (at most MAX_METADATA_DEPTH; minipg's own nest a few levels); before a network is built, the number of
+parameters its config describes must be the number the file holds, and fit in memory
+(minipg/core/memory.py). Each violation is a CheckpointError, never a RecursionError or a
+MemoryError from deep inside numpy or json.
+
 The environment's state, which only a resume reads, is a separate file (minipg/run/env_state.py);
 writing is atomic (minipg/run/files.py).
 """
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from minipg.algos.registry import ALGOS
 from minipg.algos.config import config_from_dict
+from minipg.core.memory import check_fits, network_params, physical_memory
 from minipg.core.normalize import RunningMeanStd
 from minipg.core.policies import POLICIES
 from minipg.core.value import ValueFunction
-from minipg.run.files import atomic_write
+from minipg.run.files import atomic_write, user_path
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "CHECKPOINT_FILE", "write_checkpoint",
            "save_checkpoint", "save_policy", "read_checkpoint", "checkpoint_path", "from_state",
-           "load", "load_config"]
+           "load", "load_config", "parse_metadata", "MAX_METADATA_CHARS", "MAX_METADATA_DEPTH"]
 
 FORMAT = "minipg checkpoint"
 FORMAT_VERSION = 1
@@ -54,8 +64,54 @@ _NPZ_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
 _KINDS = {**POLICIES, "value": ValueFunction}
 
 
+MAX_METADATA_CHARS = 8_000_000
+"""The longest JSON document minipg reads from a checkpoint or a run directory (its own are a
+few thousand characters)."""
+MAX_METADATA_DEPTH = 64
+"""The deepest nesting of arrays and objects accepted in that JSON (json recurses per level)."""
+_JSON_ENTRIES = ("config", "train/state")
+_JSON_TOKEN = re.compile(r'["\[\]{}]')
+_JSON_STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)
+
+
 class CheckpointError(ValueError):
     """A file that is not a minipg checkpoint, is damaged, or cannot be used as asked."""
+
+
+def json_depth(text, limit=MAX_METADATA_DEPTH):
+    """The nesting depth of the arrays and objects of a JSON text, without parsing it (strings
+    skipped); the scan stops as soon as the depth passes `limit`. An unterminated string ends
+    the scan (json.loads then says what is wrong)."""
+    depth = deepest = position = 0
+    while deepest <= limit:
+        token = _JSON_TOKEN.search(text, position)
+        if token is None:
+            break
+        if token.group() == '"':
+            string = _JSON_STRING_REST.match(text, token.end())
+            if string is None:
+                break
+            position = string.end()
+            continue
+        depth += 1 if token.group() in "[{" else -1
+        deepest = max(deepest, depth)
+        position = token.end()
+    return deepest
+
+
+def parse_metadata(text, what):
+    """json.loads(text), after the checks on its length and nesting (module docstring);
+    CheckpointError naming `what` if either is beyond its limit or the text is not JSON."""
+    if len(text) > MAX_METADATA_CHARS:
+        raise CheckpointError(f"{what} is {len(text):,} characters long: more than the "
+                              f"{MAX_METADATA_CHARS:,} minipg reads, so not minipg's")
+    if json_depth(text) > MAX_METADATA_DEPTH:
+        raise CheckpointError(f"{what} nests arrays or objects more than "
+                              f"{MAX_METADATA_DEPTH} deep: not minipg's")
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{what} is not valid JSON ({error})") from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -85,7 +141,7 @@ def save_policy(policy, path):
 
     Returns the path written (".npz" is appended if the name lacks it, as numpy does).
     """
-    path = os.fspath(path)
+    path = user_path(os.fspath(path))
     path = path if path.endswith(".npz") else path + ".npz"
     return write_checkpoint(path, policy.state())
 
@@ -99,7 +155,7 @@ def checkpoint_path(path):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"path must be a run directory or a checkpoint .npz path, got "
                         f"{type(path).__name__}")
-    path = os.fsdecode(path)
+    path = os.fsdecode(user_path(path))
     if os.path.isdir(path):
         candidate = os.path.join(path, CHECKPOINT_FILE)
         if not os.path.exists(candidate):
@@ -135,11 +191,7 @@ class Checkpoint:
         """The JSON document stored as a string under `name`, parsed."""
         if name not in self.arrays:
             raise CheckpointError(f"{self.path} has no {name!r} entry")
-        try:
-            return json.loads(str(self.arrays[name]))
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{self.path}: entry {name!r} is not valid JSON "
-                                  f"({error})") from None
+        return parse_metadata(str(self.arrays[name]), f"{self.path}: entry {name!r}")
 
     def policy(self, rng=None):
         """The policy (a file of save_policy holds it without prefix)."""
@@ -174,7 +226,7 @@ class Checkpoint:
         try:
             config = config_from_dict(ALGOS[algo].Config, values)
             config.validate()
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, KeyError) as error:
             raise CheckpointError(f"{self.path}: its config is not one this minipg can use: "
                                   f"{error}") from None
         return config
@@ -187,7 +239,7 @@ def from_state(state, prefix="", rng=None):
     the state.
     """
     try:
-        config = json.loads(str(np.asarray(state[prefix + "config"])))
+        config = parse_metadata(str(np.asarray(state[prefix + "config"])), f"{prefix}config")
         params = np.asarray(state[prefix + "params"], dtype=np.float64)
     except KeyError as error:
         raise KeyError(f"state has no entry {error} (wrong prefix {prefix!r}?)") from None
@@ -196,6 +248,7 @@ def from_state(state, prefix="", rng=None):
     kind = config.pop("kind")
     if kind not in _KINDS:
         raise ValueError(f"unknown kind {kind!r} in state; expected one of {sorted(_KINDS)}")
+    _check_network_size(kind, config, params, prefix)   # before anything is allocated
     obj = _KINDS[kind](**config, rng=rng)
     if params.shape != obj.params.shape:
         raise ValueError(f"{prefix}params has shape {params.shape}, but the config describes "
@@ -213,6 +266,48 @@ def from_state(state, prefix="", rng=None):
             raise ValueError(f"{prefix}obs_rms holds statistics of shape "
                              f"{obj.obs_rms.mean.shape}, not ({obj.obs_dim},)")
     return obj
+
+
+def _parameter_count(kind, config):
+    """The parameters of the network a state's config describes, or None if its sizes are not
+    integers (the constructor then says what is wrong)."""
+    out_dim = {"categorical": "n_actions", "gaussian": "action_dim"}.get(kind)
+    sizes = [config.get("obs_dim"), *(config.get("hidden_sizes") or [None]),
+             config.get(out_dim) if out_dim else 1]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+        return None
+    return network_params(sizes) + (sizes[-1] if kind == "gaussian" else 0)
+
+
+def _check_network_size(kind, config, params, prefix):
+    count = _parameter_count(kind, config)
+    if count is None:
+        return
+    if count != params.size:
+        raise ValueError(f"{prefix}params holds {params.size:,} numbers, but {prefix}config "
+                         f"describes a network of {count:,} parameters (hidden_sizes "
+                         f"{config.get('hidden_sizes')})")
+    # Building it holds the file's float64 copy and the network's own: two copies at least.
+    check_fits(2 * count * 8, f"{prefix}config's network of {count:,} parameters")
+
+
+def _check_entry_sizes(path, data, names):
+    """CheckpointError if a JSON entry is longer than MAX_METADATA_CHARS (4 bytes a character
+    in an .npy of str) or all entries together exceed the machine's memory: read from the
+    archive's directory, before any entry is read."""
+    total, members = 0, set(data.zip.namelist())
+    for name in names:
+        size = data.zip.getinfo(name + ".npy" if name + ".npy" in members else name).file_size
+        total += size
+        if (name in _JSON_ENTRIES or name.endswith("config")) and \
+                size > 4 * MAX_METADATA_CHARS + 1024:        # (+ the .npy header)
+            raise CheckpointError(f"{path}: entry {name!r} is {size:,} bytes: more than the "
+                                  f"{MAX_METADATA_CHARS:,} characters of JSON minipg reads, so "
+                                  "not minipg's")
+    memory = physical_memory()
+    if memory is not None and total > memory:
+        raise CheckpointError(f"{path}: its entries hold {total:,} bytes, more than this "
+                              f"machine's memory ({memory:,} bytes)")
 
 
 def read_checkpoint(path):
@@ -234,6 +329,7 @@ def read_checkpoint(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             names = list(data.files)
+            _check_entry_sizes(path, data, names)
             version = _format_version(path, data, names)
             arrays = {name: data[name] for name in names}
     except CheckpointError:

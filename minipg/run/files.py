@@ -9,9 +9,18 @@ import contextlib
 import os
 import tempfile
 
-__all__ = ["atomic_output", "atomic_write", "remove_temporaries", "TEMP_MARK"]
+__all__ = ["atomic_output", "atomic_write", "remove_temporaries", "TEMP_MARK", "user_path"]
 
 TEMP_MARK = ".minipg-tmp"      # in the name of every temporary file atomic_write creates
+
+
+def user_path(path):
+    """A path as the user meant it: "~" and "~user" expanded to the home directory (a shell
+    does it for an unquoted word, Python does not). Anything not a path is returned as it is,
+    for the caller's own type check."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.path.expanduser(os.fspath(path))
+    return path
 
 
 def _current_umask():

@@ -39,11 +39,11 @@ from minipg.core.checks import raise_if_non_finite
 from minipg.core.optim import linear_schedule, params_stay_finite
 from minipg.core.speed import training_speed
 from minipg.envs.episodes import run_episodes
-from minipg.envs.make import env_arguments, env_name
+from minipg.envs.make import env_arguments, env_name, run_name
 from minipg.run import presets, rundir
 from minipg.run.build import build
 from minipg.run.checkpoint import read_checkpoint
-from minipg.run.files import atomic_write
+from minipg.run.files import atomic_write, user_path
 from minipg.run.snapshot import (Checkpointer, Progress, capture, check_run_id, restore,
                                  resumed_config)
 from minipg.run.stops import (SignalStop, StopRequest, resume_hint, save_last_state, say,
@@ -87,7 +87,7 @@ class TrainResult:
 
 
 def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callback=None,
-          resume=None, overwrite=False, preset=True, **hyperparameters):
+          resume=None, overwrite=False, preset=True, trust_env_state=False, **hyperparameters):
     """Train `algo` on `env` for `total_steps` env steps; returns a TrainResult.
 
     env is a registered gymnasium id or a factory: a callable returning a gymnasium.Env,
@@ -104,7 +104,9 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
 
     resume=RUN_DIR continues the run saved there, with its saved config (a run whose env was
     made by a factory needs the same factory as env). Arguments given besides it must agree
-    with that config, except the fields in RESUME_MAY_CHANGE (minipg/run/snapshot.py).
+    with that config, except the fields in RESUME_MAY_CHANGE (minipg/run/snapshot.py). The
+    env's saved state is unpickled only if this user's key signed it (minipg/run/env_state.py),
+    or with trust_env_state=True: for a run directory from elsewhere that you trust.
 
     Stopping early (minipg/run/stops.py). Ctrl-C lets the current iteration finish, saves the
     checkpoint and returns a result with interrupted=True. SIGTERM and SIGHUP do the same, then
@@ -119,10 +121,18 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
         raise TypeError(f"callback must be callable(record, policy), got "
                         f"{type(callback).__name__}")
     env, factory = env_arguments(env, hyperparameters)
+    run_dir, resume = user_path(run_dir), user_path(resume)          # "~/runs/x"
+    if not isinstance(trust_env_state, bool):
+        raise TypeError(f"trust_env_state must be True or False, got {trust_env_state!r}")
     if resume is not None:
-        return _resume(resume, run_dir, overwrite, callback, factory,
-                       dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
-                            **hyperparameters))
+        given = dict(env_id=env, algo=algo, total_steps=total_steps, seed=seed,
+                     **hyperparameters)
+        if preset is False:              # no preset: like any setting, it must agree
+            given["preset"] = ""
+        return _resume(resume, run_dir, overwrite, callback, factory, given, trust_env_state)
+    if trust_env_state:
+        raise ValueError("trust_env_state applies to a resume (it allows unpickling the saved "
+                         "env state of a run from elsewhere); a new run has none")
     if factory is not None and env is None:
         env = env_name(factory)
     missing = [name for name, value in (("env", env), ("algo", algo),
@@ -144,7 +154,7 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     parts = build(config, module, factory)  # everything that can fail before the disk is used
     run = None
     try:
-        run = rundir.claim(run_dir, f"{config.env_id}-{algo}-seed{config.seed}",
+        run = rundir.claim(run_dir, f"{run_name(config.env_id)}-{algo}-seed{config.seed}",
                            overwrite=overwrite)
         with atomic_write(run.file("config.json"), "w", encoding="utf-8") as f:
             f.write(config.to_json())
@@ -157,7 +167,7 @@ def train(env=None, algo=None, total_steps=None, seed=None, run_dir=None, callba
     return _run(config, module, parts, run, log, Progress(), None, callback)
 
 
-def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
+def _resume(run_dir, other_run_dir, overwrite, callback, factory, given, trust_env_state):
     if overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the run, or "
                          "replace it")
@@ -175,7 +185,7 @@ def _resume(run_dir, other_run_dir, overwrite, callback, factory, given):
                              f"{config.env_factory}: pass that factory as env to resume it")
         module = ALGOS[config.algo]
         parts = build(config, module, factory)
-        progress, note = restore(parts, saved, run.path)
+        progress, note = restore(parts, saved, run.path, trust_env_state)
         log = rundir.ProgressLog(run.file("progress.csv"), csv_fields(module),
                                  keep_rows=progress.iteration)
         if run.run_id is None:              # a run from before the marker: marked from now on

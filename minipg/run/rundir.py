@@ -299,6 +299,17 @@ def _lock(path):
     return fd
 
 
+def _csv_line_endings(lines, ending):
+    """The lines with every line ending ("\\n", "\\r\\n" or "\\r": a file converted by an
+    editor or a tool like dos2unix) made `ending`, the one minipg writes; and whether any
+    changed. A last line without an ending (a row cut short) keeps none."""
+    converted = []
+    for line in lines:
+        text = line.rstrip("\r\n")
+        converted.append(text + ending if text != line else line)
+    return converted, converted != lines
+
+
 class ProgressLog:
     """progress.csv: a header, then one row per iteration, each one unbuffered write, cut back
     if it fails: the file never ends inside a row.
@@ -330,6 +341,7 @@ class ProgressLog:
         except FileNotFoundError:
             raise RunDirError(f"cannot resume: {self.path} is missing") from None
         header = self._line(dict(zip(self.fields, self.fields)))
+        lines, converted = _csv_line_endings(lines, header[len(header.rstrip("\r\n")):])
         if not lines or lines[0] != header:
             raise RunDirError(f"cannot resume: {self.path} does not start with minipg's header "
                               f"({header.strip()})")
@@ -337,7 +349,7 @@ class ProgressLog:
         if len(complete) < keep_rows:
             raise RunDirError(f"cannot resume: {self.path} holds {len(complete)} complete rows, "
                               f"the checkpoint was saved after {keep_rows}")
-        if len(lines) != keep_rows + 1:
+        if len(lines) != keep_rows + 1 or converted:
             with atomic_write(self.path, "w", newline="", encoding="utf-8") as f:
                 f.writelines([header, *complete])
 

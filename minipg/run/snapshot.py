@@ -76,10 +76,11 @@ def capture(parts, progress, config, config_json=None):
     return arrays
 
 
-def restore(parts, saved, run_dir):
+def restore(parts, saved, run_dir, trust_env_state=False):
     """Load a checkpoint's training state into freshly built parts; returns (progress, note).
 
     note says why the env's state could not be restored (then episodes start fresh), or is None.
+    trust_env_state: unpickle the env state even if this user did not sign it (env_state.py).
     """
     if not saved.has("train/state"):
         raise CheckpointError(f"{saved.path} holds no training state (it was not written by "
@@ -116,7 +117,8 @@ def restore(parts, saved, run_dir):
 
     env, note = parts.env, None
     if parts.collector.keeps_env_state:
-        env, note = restore_env_state(run_dir, state.get("env_state"), parts.env)
+        env, note = restore_env_state(run_dir, state.get("env_state"), parts.env,
+                                      trust=trust_env_state)
     parts.env = parts.collector.env = env
     # Without the env's state, start new episodes from a seed that depends on where the run
     # is, so that resuming the same checkpoint twice still gives the same numbers.

@@ -13,8 +13,11 @@ An error is one line on stderr and a non-zero exit; `--debug` shows the tracebac
 import argparse
 import dataclasses
 import difflib
+import shlex
 import sys
 import typing
+
+import numpy as np
 
 from minipg.algos.config import field_docs
 from minipg.algos.registry import ALGOS
@@ -22,6 +25,7 @@ from minipg.envs.episodes import run_episodes
 from minipg.envs.rollout import EnvError
 from minipg.run import presets
 from minipg.run.checkpoint import load_config, read_checkpoint
+from minipg.run.files import user_path
 from minipg.run.loop import train
 from minipg.run.stops import SignalStop, say
 from minipg.tools.plot import plot_runs
@@ -94,6 +98,10 @@ def _train_parser(algo, resume=False, env_id="CartPole-v1", preset=True):
                         help="continue the run saved in RUN_DIR from its last checkpoint, with "
                         "its config (only --log-every, --checkpoint-every and the evaluation "
                         "options may change)")
+    parser.add_argument("--trust-env-state", action="store_true",
+                        help="with --resume: unpickle the run's saved env state even if this "
+                        "user's key did not sign it (a run directory from elsewhere: "
+                        "unpickling can run code, so only for runs you trust)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in an existing --run-dir (deletes minipg's files "
                         "there, nothing else)")
@@ -132,19 +140,24 @@ def cmd_train(argv):
     probe.add_argument("--resume", nargs="?", default=None)
     known, _ = probe.parse_known_args(argv)
     if known.resume is not None:
-        saved_algo = load_config(known.resume).algo     # a clear error if it is not a run
-        args = vars(_train_parser(saved_algo, resume=True).parse_args(argv))
+        saved = load_config(known.resume)               # a clear error if it is not a run
+        args = vars(_train_parser(saved.algo, resume=True).parse_args(argv))
         resume = args.pop("resume")
+        _check_no_preset(args, saved, resume)
         renamed = {"env": "env_id", "steps": "total_steps"}
         given = {renamed.get(k, k): v for k, v in args.items()}
-        overwrite = given.pop("overwrite")
+        overwrite, trust = given.pop("overwrite"), given.pop("trust_env_state")
         run_dir = given.pop("run_dir", None)
-        result = train(resume=resume, run_dir=run_dir, overwrite=overwrite, **given)
+        result = train(resume=resume, run_dir=run_dir, overwrite=overwrite,
+                       trust_env_state=trust, **given)
     else:
         if known.algo not in ALGOS:
             raise CliError(f"--algo must be one of {sorted(ALGOS)}, got {known.algo!r}")
         args = vars(_train_parser(known.algo, env_id=known.env,
                                   preset=known.preset).parse_args(argv))
+        if args.pop("trust_env_state"):
+            raise CliError("--trust-env-state applies to --resume only (a new run has no "
+                           "saved env state)")
         env_id, algo, steps, seed, run_dir, _, overwrite = (
             args.pop(k) for k in ("env", "algo", "steps", "seed", "run_dir", "resume",
                                   "overwrite"))
@@ -157,8 +170,17 @@ def cmd_train(argv):
         last = result.history[-1]
         say(f"done: {last['env_steps']:,} env steps in {last['wall_clock']:.2f} s of "
             f"training; run directory {result.run_dir}")
-        say(f"checkpoint: {result.checkpoint}  (minipg eval {result.run_dir})")
+        say(f"checkpoint: {result.checkpoint}  (minipg eval {shlex.quote(result.run_dir)})")
     return result
+
+
+def _check_no_preset(args, saved, run_dir):
+    """--no-preset with --resume: accepted only where it agrees with the saved run (which was
+    trained without a preset); a resume keeps the saved config, so anything else is refused."""
+    if "preset" in args and saved.preset:
+        raise CliError(f"--no-preset: the run in {run_dir} was trained with the preset "
+                       f"{saved.preset}, and a resume continues it with its saved config; "
+                       "start a new run to train without the preset")
 
 
 def cmd_eval(argv):
@@ -179,6 +201,7 @@ def cmd_eval(argv):
                         "every frame; any env that renders rgb_array frames (pip install "
                         "\"minipg[render]\" for gymnasium's renderers)")
     args = parser.parse_args(argv)
+    args.render = user_path(args.render) if args.render else None
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
     if args.seed < 0:
@@ -245,7 +268,7 @@ def cmd_plot(argv):
 
 def _expected_errors():
     """What a user's input or environment can cause: one line, no traceback."""
-    return (CliError, ValueError, TypeError, OSError, ArithmeticError, EnvError)
+    return (CliError, ValueError, TypeError, OSError, ArithmeticError, EnvError, MemoryError)
 
 
 def main(argv=None):
@@ -269,7 +292,10 @@ def main(argv=None):
         return 2
     run = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}[command]
     try:
-        result = run(argv[1:])
+        # numpy's overflow warnings would print before the one-line error that explains them
+        # (every result minipg uses is checked to be finite where it matters).
+        with np.errstate(all="ignore"):
+            result = run(argv[1:])
     except KeyboardInterrupt:
         if debug:
             raise
@@ -281,6 +307,8 @@ def main(argv=None):
         if debug:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, MemoryError):
+            message = f"out of memory ({message})"
         print(f"minipg {command}: error: {message}  (--debug shows the traceback)",
               file=sys.stderr)
         return 1

@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 
 from minipg.algos.registry import ALGOS
-from minipg.run.files import atomic_output
+from minipg.run.checkpoint import MAX_METADATA_CHARS, CheckpointError, parse_metadata
+from minipg.run.files import atomic_output, user_path
 
 NOT_COMPARED = ("seed", "log_every", "checkpoint_every", "eval_episodes",
                 "eval_max_episode_steps")
@@ -29,6 +30,7 @@ NOT_COMPARED = ("seed", "log_every", "checkpoint_every", "eval_episodes",
 
 def read_progress(run):
     """(env_steps, mean_return) arrays from a run directory's (or a path's) progress.csv."""
+    run = user_path(run)
     path = os.path.join(run, "progress.csv") if os.path.isdir(run) else run
     if not os.path.isfile(path):
         raise ValueError(f"no progress.csv at {path!r} (give run directories or progress.csv "
@@ -45,6 +47,9 @@ def read_progress(run):
             rows = list(reader)
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a minipg progress.csv: not a text file") from None
+    except csv.Error as error:     # e.g. a field longer than the csv module's limit
+        raise ValueError(f"{path}, line {reader.line_num + 1}: not a minipg progress.csv "
+                         f"({error})") from None
     steps, returns = [], []
     for line, row in enumerate(rows, start=2):
         try:
@@ -64,10 +69,13 @@ def _config(run):
     if not os.path.isdir(run) or not os.path.isfile(path):
         return None
     try:
+        if os.path.getsize(path) > 4 * MAX_METADATA_CHARS:     # not minipg's: not read
+            return None
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            config = parse_metadata(f.read(), path)
+    except (OSError, ValueError, CheckpointError):
         return None
+    return config if isinstance(config, dict) else None
 
 
 def _defaults(algo):
@@ -143,6 +151,7 @@ def draw(ax, runs, thresholds=(), average=True):
 
 def plot_runs(runs, out, title=None, thresholds=(), average=True):
     """Write the learning curves of `runs` to `out` (.png, .pdf or .svg), atomically."""
+    runs, out = [user_path(run) for run in runs], user_path(out)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

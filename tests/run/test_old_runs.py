@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import minipg
+import minipg.run.env_state
 from minipg.run.checkpoint import CheckpointError, load_config
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
@@ -66,11 +67,13 @@ def test_an_old_ppo_run_gives_its_saved_config(tmp_path):
             config.hidden_sizes) == ("ppo", "CartPole-v1", 4096, 4, 32, (8,))
 
 
-def test_an_old_ppo_run_resumes_to_the_end(tmp_path, capsys):
+def test_an_old_ppo_run_resumes_to_the_end_with_its_env_state_when_trusted(tmp_path, capsys):
+    """The old run's env state carries no signature of this user's key (minipg/run/
+    env_state.py): trust_env_state=True (--trust-env-state) says to unpickle it anyway."""
     run = copy_of(OLD_PPO, tmp_path)
     before = rows(run / "progress.csv")
     assert len(before) == 1 + ITERATIONS_SAVED                  # header + the rows it ran
-    result = minipg.train(resume=str(run))
+    result = minipg.train(resume=str(run), trust_env_state=True)
     assert result.resumed_from == ITERATIONS_SAVED and not result.interrupted
     assert len(result.history) == ITERATIONS_TOTAL - ITERATIONS_SAVED
     after = rows(run / "progress.csv")
@@ -91,6 +94,30 @@ def test_an_old_ppo_run_resumes_to_the_end(tmp_path, capsys):
         # (and says so); the run still completes with every row.
         assert "not restored" in capsys.readouterr().out
     np.testing.assert_array_equal(minipg.load(run).params, result.policy.params)
+
+
+def test_an_old_ppo_run_resumes_with_fresh_episodes_unless_trusted(tmp_path, capsys,
+                                                                     monkeypatch):
+    """Without the trust flag, the unsigned env state is never unpickled: the resume starts
+    fresh episodes, says so in one line, and still runs to the end."""
+    run = copy_of(OLD_PPO, tmp_path)
+    before = rows(run / "progress.csv")
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("an untrusted env state was unpickled")
+
+    monkeypatch.setattr(minipg.run.env_state.pickle, "loads", no_unpickling)
+    result = minipg.train(resume=str(run))
+    out = capsys.readouterr().out
+    (note,) = [line for line in out.splitlines() if "not restored" in line]
+    assert "it is not signed" in note and "--trust-env-state" in note
+    assert "resuming with fresh episodes" in note
+    after = rows(run / "progress.csv")
+    assert after[:1 + ITERATIONS_SAVED] == before and len(after) == 1 + ITERATIONS_TOTAL
+    assert result.resumed_from == ITERATIONS_SAVED
+    # Fresh episodes: not the old code's continuation, which needed the env's own state.
+    assert (run / "progress.csv").read_bytes() != \
+        (FIXTURES / "old_ppo_run_resumed_progress.csv").read_bytes()
 
 
 def test_an_old_grpo_checkpoint_loads_and_evaluates(tmp_path):
