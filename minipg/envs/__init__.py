@@ -3,6 +3,7 @@
     make       vector envs from a registered id or a factory; the spaces a policy can handle
     rollout    (T, N) rollouts of a vector env (NEXT_STEP autoreset, masks, bootstraps)
     groups     groups of whole episodes that share a reset seed (GRPO on an env)
+    whole_episodes  one whole episode per env from its own reset (REINFORCE)
     noise      coloured (AR(1)) exploration noise for Gaussian policies
     episodes   evaluation: episodes of a policy, with a step limit
 

@@ -59,7 +59,7 @@ CSV_FIELDS = RUN_FIELDS + ROLLOUT_FIELDS
 
 def csv_fields(module):
     """progress.csv's columns for an algorithm module: the run's, then its statistics'."""
-    return RUN_FIELDS + (ROLLOUT_FIELDS if module.COLLECTS == "rollout" else module.LOG_FIELDS)
+    return RUN_FIELDS + (module.LOG_FIELDS if module.COLLECTS == "groups" else ROLLOUT_FIELDS)
 
 
 @dataclass
@@ -285,6 +285,9 @@ def _announce(config, run, collector, resumed_from, note, num_iterations, verbos
     if num_iterations:
         batches = (f"{num_iterations} iterations of {config.num_envs} envs x "
                    f"{config.num_steps} steps")
+    elif ALGOS[config.algo].COLLECTS == "episodes":
+        batches = (f"{config.num_envs} whole episodes per update (at most {config.num_steps} "
+                   f"steps each), {config.total_steps:,} transitions")
     else:
         batches = (f"groups of {config.group_size} episodes from {config.num_groups} reset "
                    f"seeds per update, {config.total_steps:,} transitions")
