@@ -19,6 +19,7 @@ from minipg.core.policies import CategoricalPolicy, GaussianPolicy
 from minipg.core.value import ValueFunction
 from minipg.core.heads import join_params
 from minipg.core.losses import value_loss
+from minipg.core.returns import gae_reference
 from minipg.envs.rollout import RolloutCollector
 
 CLIP = 0.2
@@ -239,6 +240,65 @@ def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_
     # The second epoch really is off-policy with clipped samples.
     ratio = np.exp(policy.distribution(obs).log_prob(actions) - old_log_prob)
     assert (np.abs(ratio - 1) > CLIP).any()
+
+
+def test_ppo_steps_on_shuffled_minibatches_with_v_clipped_against_its_value_at_collection():
+    """Three epochs of three minibatches with clip_vloss: step k of epoch e trains on slice k
+    of that epoch's order, rng.permutation(B) drawn from the update's generator at the epoch's
+    start, and its value loss clips V(s_i) against V_old(s_i), the value AT COLLECTION of the
+    same samples i. Each recorded gradient must be that of the documented losses on exactly
+    those samples, at the parameters it was taken at:
+
+        L = mean max(-A r, -A clip(r, 1-eps, 1+eps)) - ent_coef mean H
+            + vf_coef * 0.5 mean max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)
+
+    with A normalised over the minibatch and R = GAE + V_old."""
+    rollout, policy0, value0 = toy_rollout()
+    gamma, lam, vf_coef = 0.9, 0.8, 0.5
+    config = make_config(ppo.Config, num_envs=3, num_steps=8, gamma=gamma, lam=lam, ent_coef=ENT,
+                         update_epochs=3, num_minibatches=3, clip_coef=CLIP, clip_vloss=True,
+                         vf_coef=vf_coef, max_grad_norm=0.0, norm_adv=True)
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size, learning_rate=0.1)
+    ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(42))
+
+    m = rollout.mask
+    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                      rollout.truncated, gamma, lam)
+    R, V_old = (A + rollout.values)[m], rollout.values[m]
+    A, obs, actions, old_log_prob = A[m], rollout.obs[m], rollout.actions[m], rollout.log_prob[m]
+    B = len(obs)
+    bounds = [B * k // 3 for k in range(4)]
+    rng = np.random.default_rng(42)
+    slices = [order[start:end] for order in (rng.permutation(B) for _ in range(3))
+              for start, end in zip(bounds[:-1], bounds[1:])]
+    assert len(optim.grads) == len(slices) == 9
+    held_back = 0                    # samples whose value the clip kept from moving further
+    for step, i in enumerate(slices):
+        params[...] = optim.at[step]
+        mb_A = normalize(A[i])
+
+        def policy_loss():
+            dist = policy.distribution(obs[i])
+            ratio = np.exp(dist.log_prob(actions[i]) - old_log_prob[i])
+            surrogate = np.maximum(-mb_A * ratio, -mb_A * np.clip(ratio, 1 - CLIP, 1 + CLIP))
+            return surrogate.mean() - ENT * dist.entropy().mean()
+
+        def squared_errors():
+            V = value_fn.predict(obs[i])
+            V_clip = V_old[i] + np.clip(V - V_old[i], -CLIP, CLIP)
+            return (V - R[i]) ** 2, (V_clip - R[i]) ** 2
+
+        def value_loss():
+            return vf_coef * 0.5 * np.mean(np.maximum(*squared_errors()))
+
+        assert relative_error(optim.policy_grads[step],
+                              numerical_gradient(policy_loss, policy.params)) < 1e-6
+        assert relative_error(optim.value_grads[step],
+                              numerical_gradient(value_loss, value_fn.params)) < 1e-6
+        unclipped, clipped = squared_errors()
+        held_back += int(np.sum(clipped > unclipped))
+    assert held_back >= 3             # the clipped branch of the value loss was exercised
 
 
 def independent_psi(rollout, psi, gamma):
