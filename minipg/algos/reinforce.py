@@ -22,7 +22,8 @@ The alternative, a (T, N) window of steps pooling every episode that ends inside
 an env that finishes quickly starts another, so short episodes are over-represented, the episode
 still running at the window's end is dropped, and dividing by the random number of finished
 episodes makes a ratio estimator (episodes of 1 or 3 steps with equal probability in a 3-row
-window: the pooled mean length is 1.73, not 2). Using only each window's first episode would be
+window: the pooled mean length is 2.25/1.25 = 1.8, not 2, the reset step after each end taking
+a row). Using only each window's first episode would be
 unbiased but throws the rest of the window away; whole episodes waste no step.
 
 The time limit. An episode the env truncates, or that reaches num_steps steps, ends there. Its

@@ -332,7 +332,7 @@ def independent_psi(rollout, psi, gamma):
 
 
 @pytest.mark.parametrize("psi", reinforce.PSI)
-def test_reinforce_update_is_the_mean_over_its_episodes_of_each_episode_s_sum(psi):
+def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi):
     """g_hat = (1/N) sum_n sum_t score_t Psi_t over the N whole episodes of the batch."""
     batch, policy0, value0 = toy_episodes()
     gamma = 0.9

@@ -140,3 +140,28 @@ def test_the_same_check_rejects_pooling_the_episodes_that_end_in_a_window():
     # Not a rounding effect: the bias is over a third of the gradient's largest entry.
     bias = estimates.mean(axis=0) - exact
     assert np.abs(bias).max() > np.abs(exact).max() / 3
+
+
+def test_a_window_of_three_rows_pools_episodes_one_point_eight_steps_long_on_average():
+    """With episodes of 1 or 3 steps equally likely (a uniform policy at the start state), a
+    3-row window pools sum(lengths) / count -> E[total] / E[count] = 2.25 / 1.25 = 1.8 (after a
+    1-step episode the reset step takes row 1 and row 2 starts another, kept only if it is
+    short); whole episodes average 2. Both within 4 standard errors (the ratio's by the delta
+    method over independent columns)."""
+    mdp, terminal = variable_length_mdp()
+    policy = tabular_policy()
+    policy.params[:] = 0.0                                     # pi(.|s) uniform
+    columns = 20_000
+    window = RolloutCollector(TabularVectorEnv(mdp, terminal, columns), policy, None, 3,
+                              np.random.default_rng(1), seed=1, reset_each_rollout=True).collect()
+    done = (window.terminated | window.truncated) & window.mask
+    complete = window.mask & np.logical_or.accumulate(done[::-1], axis=0)[::-1]
+    total, count = complete.sum(axis=0), done.sum(axis=0)        # per column
+    pooled = total.sum() / count.sum()
+    pooled_error = np.std(total - pooled * count) / (count.mean() * np.sqrt(columns))
+    assert abs(pooled - 1.8) < 4 * pooled_error
+    whole = EpisodeCollector(TabularVectorEnv(mdp, terminal, columns), policy, None, 1000,
+                             np.random.default_rng(1)).collect()
+    lengths = np.array(whole.episode_lengths)
+    assert abs(lengths.mean() - 2.0) < 4 * lengths.std() / np.sqrt(columns)
+    assert abs(pooled - 2.0) > 20 * pooled_error                # the bias is far from noise
