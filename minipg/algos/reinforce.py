@@ -7,7 +7,8 @@ estimated from N episodes drawn independently from fresh resets as
     g_hat = (1/N) sum_{n<N} sum_t score_t^(n) * Psi_t^(n),      score_t = grad log pi(a_t|s_t)
 
 an average PER TRAJECTORY of N i.i.d. copies of the per-episode sum, so E[g_hat] = grad J for
-any N. Psi_t is selected by `psi`:
+any N (with gamma = 1: for gamma < 1 the exact gradient weighs step t by gamma^t, which this
+estimator, like practically every implementation, drops). Psi_t is selected by `psi`:
 
     "return"        R(tau) = sum_k gamma^k r_k from the episode's start: every action is
                     credited with every reward, even those before it.
