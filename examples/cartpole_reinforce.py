@@ -7,8 +7,8 @@ The environment, CartPole-v1 (gymnasium):
 - terminated when the pole leans past +-12 degrees or the cart leaves +-2.4; truncated at 500
   steps; "solved" = mean return 475 (over 100 episodes; the curves here average the last 20).
 
-The policy gradient, estimated from the |D| complete episodes of a batch (minipg/algos/
-reinforce.py; the loss is a mean PER TRAJECTORY and a sum over its steps):
+The policy gradient, estimated from a batch of N whole episodes, one per env, each from its own
+reset (minipg/algos/reinforce.py; the loss is a mean PER TRAJECTORY and a sum over its steps):
 
     grad J = E_tau[ sum_t score_t * Psi_t ],      score_t = grad_theta log pi(a_t|s_t)
 
@@ -61,25 +61,33 @@ SOLVED = 475.0
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "cartpole_reinforce.png"
 
 
-def learning_curves(psi, steps, seeds):
-    """(env steps, mean returns (seeds, iterations)) of REINFORCE with this psi.
+GRID_POINTS = 200
 
-    Every other hyperparameter is reinforce.Config's default (16 envs x 512 steps per batch,
-    gamma 0.99, Adam 5e-3). With the same batch size every seed logs at the same env steps.
+
+def learning_curves(psi, steps, seeds):
+    """(env steps, mean returns (seeds, GRID_POINTS)) of REINFORCE with this psi.
+
+    Every other hyperparameter is reinforce.Config's default (num_envs whole episodes per
+    update, gamma 0.99). A batch of whole episodes has as many steps as its episodes, so the
+    seeds log at different env steps: each curve is read on one common grid, as the last value
+    logged at or before each grid point (a step function, nothing interpolated).
     """
+    env_steps = np.linspace(steps / GRID_POINTS, steps, GRID_POINTS)
     curves = []
     for seed in seeds:
         with tempfile.TemporaryDirectory() as run_dir:       # only the history is needed
             result = minipg.train(ENV_ID, "reinforce", steps, seed, run_dir=run_dir,
                                   log_every=-1, psi=psi)
-        curves.append([record["mean_return"] for record in result.history])
-    env_steps = np.array([record["env_steps"] for record in result.history])
+        logged_at = np.array([record["env_steps"] for record in result.history])
+        returns = np.array([record["mean_return"] for record in result.history])
+        last_logged = np.searchsorted(logged_at, env_steps, side="right") - 1
+        curves.append(np.where(last_logged >= 0, returns[np.maximum(last_logged, 0)], np.nan))
     return env_steps, np.array(curves)
 
 
 def first_solved(env_steps, curve):
     """Env steps at which the mean of the last 20 episodes first reaches 475 (None: never)."""
-    hits = np.flatnonzero(curve >= SOLVED)
+    hits = np.flatnonzero(curve >= SOLVED)                   # NaN (nothing logged yet) is not
     return int(env_steps[hits[0]]) if len(hits) else None
 
 
