@@ -27,7 +27,7 @@ episode and its score-weighted return are related, as they are in CartPole.
 Nothing is wasted: `global_step` counts the transitions of the episodes, the steps the batch
 learns from. An env whose episode is over is still stepped (a vector env steps all copies) until
 the longest ends, but those calls are neither transitions nor counted. Every collection draws
-new reset seeds from `rng`, so nothing of the env carries from one batch to the next: the
+a new reset seed from `rng`, so nothing of the env carries from one batch to the next: the
 collector's state is its generator, its step count and the reward scaler's statistics.
 """
 import numpy as np
@@ -40,7 +40,8 @@ __all__ = ["EpisodeCollector"]
 
 
 class EpisodeCollector:
-    """One whole episode per env of a vector env per collect(), each from its own reset seed."""
+    """One whole episode per env of a vector env per collect(), every env from a reset (one
+    seed per batch, drawn from rng: the envs' start states are independent draws)."""
 
     keeps_env_state = False
     """Every collect() resets every env from seeds drawn from rng: no env state to keep."""

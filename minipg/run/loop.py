@@ -1,8 +1,9 @@
 """The training loop, one for every algorithm: collect -> update -> log -> checkpoint.
 
     while env steps < total_steps:
-        batch = collector.collect()       a (T, N) rollout, or groups of episodes (the algorithm's
-                                          COLLECTS: minipg/envs/rollout.py, minipg/envs/groups.py)
+        batch = collector.collect()       a (T, N) rollout, whole episodes, or groups of episodes
+                                          (the algorithm's COLLECTS: minipg/envs/rollout.py,
+                                          whole_episodes.py, groups.py)
         stats = algo.update(batch, ...)   advantages and gradient steps (minipg/algos/), then
                                           one check that the parameters are still finite
         log: env steps, steps/s, mean return of recent episodes, losses
