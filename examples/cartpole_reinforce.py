@@ -32,8 +32,10 @@ Why each step lowers the variance without adding bias:
   only the small difference in how much: a difference of large, noisy numbers.
 - R(tau) is discounted from the episode's start (gamma = 0.99), so it saturates near
   1 / (1 - gamma) = 100 once episodes are long: a 150-step and a 500-step episode weigh their
-  actions 78 vs 99. That flattens its curve further, but it is not the whole story: with
-  gamma = 1 (seed 0, 500k steps) R(tau) still ends near 200 while the other two reach ~500.
+  actions 78 vs 99. That flattens its curve, and here it is much of the gap: with gamma = 1
+  (`minipg train --algo reinforce --psi return --gamma 1 --steps 500000 --seed 0`) R(tau)
+  ends with a logged mean return of 437, against the 185 the three seeds of the figure average
+  with gamma = 0.99.
 
 No advantage normalisation here (norm_adv=False, reinforce.Config's default): normalising would
 itself centre the weights and hide the difference between the estimators.
@@ -41,7 +43,7 @@ itself centre the weights and hide the difference between the estimators.
     python examples/cartpole_reinforce.py [--steps 500000] [--seeds 3] [--out PNG]
 
 By default the figure goes to docs/cartpole_reinforce.png next to this folder, wherever it is
-run from. About 30 s on 2 cores (9 runs of 500k env steps).
+run from. 9 runs of 500k env steps: 136 s measured on a 2-core machine busy with other jobs.
 """
 import argparse
 import tempfile
