@@ -373,9 +373,9 @@ def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi)
 def test_reinforce_refuses_a_window_that_pools_episodes():
     """A (T, N) window holding several episodes per column (or one cut by the window) is the
     length-biased batch: update() says so instead of learning from it."""
-    rollout, policy0, _ = toy_rollout(second=False, complete=True)
+    rollout, policy0, value0 = toy_rollout(second=False, complete=True)
     config = make_config(reinforce.Config, num_envs=3, num_steps=8, psi="reward_to_go")
-    policy, _, _ = fresh_networks(policy0, policy0, critic=False)
+    policy, _, _ = fresh_networks(policy0, value0, critic=False)
     with pytest.raises(ValueError, match="whole episodes.*column 0"):
         reinforce.update(rollout, policy, None, Adam(policy.params), config,
                          np.random.default_rng(0))
