@@ -93,9 +93,13 @@ class RunConfig:
 class TrainConfig(RunConfig):
     """The fields of the algorithms that learn from (T, N) rollouts: REINFORCE, A2C, PPO, TRPO."""
     num_envs: int = 8
-    """N, the number of environments stepped together."""
+    """N, the number of environments stepped together (REINFORCE: the number of whole
+    episodes per update, one per env, each from its own reset)."""
     num_steps: int = 128
-    """T, the number of steps per environment in one rollout; a batch is T * N steps."""
+    """T, the number of steps per environment in one rollout; a batch is T * N steps.
+    REINFORCE, which learns from whole episodes, reads it as their time limit in training: an
+    episode still running after num_steps steps is truncated there (the env's own limit applies
+    when it is shorter)."""
     gamma: float = 0.99
     """Discount factor."""
     learning_rate: float = 3e-4

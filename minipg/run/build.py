@@ -24,6 +24,7 @@ from minipg.envs.groups import GroupCollector
 from minipg.envs.make import check_spaces, make_env
 from minipg.envs.noise import ColouredNoise
 from minipg.envs.rollout import RolloutCollector
+from minipg.envs.whole_episodes import EpisodeCollector
 
 __all__ = ["Parts", "build", "make_policy", "check_memory"]
 
@@ -121,6 +122,10 @@ def build(config, module, factory=None):
         if module.COLLECTS == "groups":
             collector = GroupCollector(env, policy, config.num_groups, config.group_size,
                                        sample_rng)
+        elif module.COLLECTS == "episodes":
+            # num_steps is then the training episodes' time limit (reinforce.Config).
+            collector = EpisodeCollector(env, policy, value_fn, config.num_steps, sample_rng,
+                                         *_scaler_and_noise(env, policy, config))
         else:
             collector = _rollout_collector(env, policy, value_fn, config, module, sample_rng)
     except BaseException:
@@ -130,7 +135,9 @@ def build(config, module, factory=None):
                  np.random.default_rng(update_seed), factory)
 
 
-def _rollout_collector(env, policy, value_fn, config, module, rng):
+def _scaler_and_noise(env, policy, config):
+    """The RewardScaler (norm_reward) and the ColouredNoise (noise_correlation) of a run, or
+    None for each that is off."""
     reward_scaler = (RewardScaler(config.num_envs, config.gamma, config.clip_reward)
                      if config.norm_reward else None)
     noise = None
@@ -139,6 +146,11 @@ def _rollout_collector(env, policy, value_fn, config, module, rng):
             raise ValueError(f"noise_correlation applies to continuous (Box) actions; "
                              f"{config.env_id} has {env.single_action_space}")
         noise = ColouredNoise(config.num_envs, policy.action_dim, config.noise_correlation)
+    return reward_scaler, noise
+
+
+def _rollout_collector(env, policy, value_fn, config, module, rng):
+    reward_scaler, noise = _scaler_and_noise(env, policy, config)
     return RolloutCollector(env, policy, value_fn, config.num_steps, rng, seed=config.seed,
                             reward_scaler=reward_scaler, noise=noise,
                             reset_each_rollout=module.RESET_ENVS_EACH_ROLLOUT)

@@ -1,8 +1,9 @@
 """The training loop, one for every algorithm: collect -> update -> log -> checkpoint.
 
     while env steps < total_steps:
-        batch = collector.collect()       a (T, N) rollout, or groups of episodes (the algorithm's
-                                          COLLECTS: minipg/envs/rollout.py, minipg/envs/groups.py)
+        batch = collector.collect()       a (T, N) rollout, whole episodes, or groups of episodes
+                                          (the algorithm's COLLECTS: minipg/envs/rollout.py,
+                                          whole_episodes.py, groups.py)
         stats = algo.update(batch, ...)   advantages and gradient steps (minipg/algos/), then
                                           one check that the parameters are still finite
         log: env steps, steps/s, mean return of recent episodes, losses
@@ -63,7 +64,7 @@ CSV_FIELDS = RUN_FIELDS + ROLLOUT_FIELDS
 
 def csv_fields(module):
     """progress.csv's columns for an algorithm module: the run's, then its statistics'."""
-    return RUN_FIELDS + (ROLLOUT_FIELDS if module.COLLECTS == "rollout" else module.LOG_FIELDS)
+    return RUN_FIELDS + (module.LOG_FIELDS if module.COLLECTS == "groups" else ROLLOUT_FIELDS)
 
 
 @dataclass
@@ -335,6 +336,9 @@ def _announce(config, run, collector, resumed_from, note, num_iterations, verbos
     if num_iterations:
         batches = (f"{num_iterations} iterations of {config.num_envs} envs x "
                    f"{config.num_steps} steps")
+    elif ALGOS[config.algo].COLLECTS == "episodes":
+        batches = (f"{config.num_envs} whole episodes per update (at most {config.num_steps} "
+                   f"steps each), {config.total_steps:,} transitions")
     else:
         batches = (f"groups of {config.group_size} episodes from {config.num_groups} reset "
                    f"seeds per update, {config.total_steps:,} transitions")

@@ -1,13 +1,12 @@
 """The algorithms as a specification: each loss's gradient against central finite differences
 (per sample, then end to end into the policy's params, then through a whole `update`), reset
-steps that change no gradient, REINFORCE's per-trajectory bookkeeping, and advantage
+steps that change no gradient, REINFORCE's mean over whole episodes, and advantage
 normalisation."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from gradcheck import numerical_gradient, relative_error
-from rollout_cases import expected_advantages_and_targets, fresh_networks, scramble, toy_rollout
+from rollout_cases import (expected_advantages_and_targets, fresh_networks, scramble, toy_episodes,
+                           toy_rollout)
 from toy_env import OBS_DIM, make_env
 
 from minipg.algos import a2c, ppo, reinforce
@@ -20,7 +19,7 @@ from minipg.core.policies import CategoricalPolicy, GaussianPolicy
 from minipg.core.value import ValueFunction
 from minipg.core.heads import join_params
 from minipg.core.losses import value_loss
-from minipg.core.returns import reward_to_go_reference
+from minipg.core.returns import gae_reference
 from minipg.envs.rollout import RolloutCollector
 
 CLIP = 0.2
@@ -243,6 +242,65 @@ def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_
     assert (np.abs(ratio - 1) > CLIP).any()
 
 
+def test_ppo_steps_on_shuffled_minibatches_with_v_clipped_against_its_value_at_collection():
+    """Three epochs of three minibatches with clip_vloss: step k of epoch e trains on slice k
+    of that epoch's order, rng.permutation(B) drawn from the update's generator at the epoch's
+    start, and its value loss clips V(s_i) against V_old(s_i), the value AT COLLECTION of the
+    same samples i. Each recorded gradient must be that of the documented losses on exactly
+    those samples, at the parameters it was taken at:
+
+        L = mean max(-A r, -A clip(r, 1-eps, 1+eps)) - ent_coef mean H
+            + vf_coef * 0.5 mean max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)
+
+    with A normalised over the minibatch and R = GAE + V_old."""
+    rollout, policy0, value0 = toy_rollout()
+    gamma, lam, vf_coef = 0.9, 0.8, 0.5
+    config = make_config(ppo.Config, num_envs=3, num_steps=8, gamma=gamma, lam=lam, ent_coef=ENT,
+                         update_epochs=3, num_minibatches=3, clip_coef=CLIP, clip_vloss=True,
+                         vf_coef=vf_coef, max_grad_norm=0.0, norm_adv=True)
+    policy, value_fn, params = fresh_networks(policy0, value0)
+    optim = RecordingOptimizer(params, policy.params.size, learning_rate=0.1)
+    ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(42))
+
+    m = rollout.mask
+    A = gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                      rollout.truncated, gamma, lam)
+    R, V_old = (A + rollout.values)[m], rollout.values[m]
+    A, obs, actions, old_log_prob = A[m], rollout.obs[m], rollout.actions[m], rollout.log_prob[m]
+    B = len(obs)
+    bounds = [B * k // 3 for k in range(4)]
+    rng = np.random.default_rng(42)
+    slices = [order[start:end] for order in (rng.permutation(B) for _ in range(3))
+              for start, end in zip(bounds[:-1], bounds[1:])]
+    assert len(optim.grads) == len(slices) == 9
+    held_back = 0                    # samples whose value the clip kept from moving further
+    for step, i in enumerate(slices):
+        params[...] = optim.at[step]
+        mb_A = normalize(A[i])
+
+        def policy_loss():
+            dist = policy.distribution(obs[i])
+            ratio = np.exp(dist.log_prob(actions[i]) - old_log_prob[i])
+            surrogate = np.maximum(-mb_A * ratio, -mb_A * np.clip(ratio, 1 - CLIP, 1 + CLIP))
+            return surrogate.mean() - ENT * dist.entropy().mean()
+
+        def squared_errors():
+            V = value_fn.predict(obs[i])
+            V_clip = V_old[i] + np.clip(V - V_old[i], -CLIP, CLIP)
+            return (V - R[i]) ** 2, (V_clip - R[i]) ** 2
+
+        def value_loss():
+            return vf_coef * 0.5 * np.mean(np.maximum(*squared_errors()))
+
+        assert relative_error(optim.policy_grads[step],
+                              numerical_gradient(policy_loss, policy.params)) < 1e-6
+        assert relative_error(optim.value_grads[step],
+                              numerical_gradient(value_loss, value_fn.params)) < 1e-6
+        unclipped, clipped = squared_errors()
+        held_back += int(np.sum(clipped > unclipped))
+    assert held_back >= 3             # the clipped branch of the value loss was exercised
+
+
 def independent_psi(rollout, psi, gamma):
     """Psi at every real step, by walking each column episode by episode (plain Python)."""
     T, N = rollout.rewards.shape
@@ -275,34 +333,33 @@ def independent_psi(rollout, psi, gamma):
 
 @pytest.mark.parametrize("psi", reinforce.PSI)
 def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi):
-    rollout, policy0, value0 = toy_rollout(second=False, complete=True)
+    """g_hat = (1/N) sum_n sum_t score_t Psi_t over the N whole episodes of the batch."""
+    batch, policy0, value0 = toy_episodes()
     gamma = 0.9
     config = make_config(reinforce.Config, num_envs=3, num_steps=8, gamma=gamma, psi=psi,
                          ent_coef=ENT, max_grad_norm=0.0, norm_adv=False)
     critic = psi == "baseline"
     policy, value_fn, params = fresh_networks(policy0, value0, critic)
     optim = RecordingOptimizer(params, policy.params.size)
-    stats = reinforce.update(rollout, policy, value_fn if critic else None, optim, config,
+    stats = reinforce.update(batch, policy, value_fn if critic else None, optim, config,
                              np.random.default_rng(0))
 
-    # Env 0 ends at rows 2 and 6, env 1 at rows 1, 4 and 7; env 2 never ends: dropped.
-    complete = np.zeros((8, 3), bool)
-    complete[[0, 1, 2, 4, 5, 6], 0] = True
-    complete[[0, 1, 3, 4, 6, 7], 1] = True
-    np.testing.assert_array_equal(reinforce.complete_episodes(rollout), complete)
-    assert stats["batch_episodes"] == 5
+    # One episode per column: env 0 terminates after 3 steps, the env truncates env 1 after 2,
+    # the time limit num_steps = 8 cuts env 2 (scripted to run 11).
+    assert batch.mask.sum(axis=0).tolist() == [3, 2, 8]
+    assert stats["batch_episodes"] == 3
+    mask = batch.mask
+    weights = independent_psi(batch, psi, gamma)[mask]
+    obs, actions = batch.obs[mask], batch.actions[mask]
 
-    weights = independent_psi(rollout, psi, gamma)[complete]
-    obs, actions = rollout.obs[complete], rollout.actions[complete]
-
-    def policy_loss():                     # (1/|D|) over episodes, a sum over their steps
+    def policy_loss():                     # (1/N) over episodes, a sum over their steps
         dist = policy.distribution(obs)
-        return -np.sum(weights * dist.log_prob(actions)) / 5 - ENT * dist.entropy().mean()
+        return -np.sum(weights * dist.log_prob(actions)) / 3 - ENT * dist.entropy().mean()
 
     assert relative_error(optim.policy_grads[0],
                           numerical_gradient(policy_loss, policy.params)) < 1e-6
     if critic:
-        G = weights + rollout.values[complete]
+        G = weights + batch.values[mask]
 
         def value_loss():
             return 0.5 * 0.5 * np.mean((value_fn.predict(obs) - G) ** 2)
@@ -311,6 +368,21 @@ def test_reinforce_update_is_the_per_trajectory_mean_over_complete_episodes(psi)
                               numerical_gradient(value_loss, value_fn.params)) < 1e-6
     else:
         assert optim.grads[0].size == policy.params.size        # the policy's gradient only
+
+
+def test_reinforce_refuses_a_window_that_pools_episodes():
+    """A (T, N) window holding several episodes per column (or one cut by the window) is the
+    length-biased batch: update() says so instead of learning from it."""
+    rollout, policy0, value0 = toy_rollout(second=False, complete=True)
+    config = make_config(reinforce.Config, num_envs=3, num_steps=8, psi="reward_to_go")
+    policy, _, _ = fresh_networks(policy0, value0, critic=False)
+    with pytest.raises(ValueError, match="whole episodes.*column 0"):
+        reinforce.update(rollout, policy, None, Adam(policy.params), config,
+                         np.random.default_rng(0))
+    before = policy.params.copy()
+    batch, _, _ = toy_episodes()
+    reinforce.update(batch, policy, None, Adam(policy.params), config, np.random.default_rng(0))
+    assert not np.array_equal(policy.params, before)            # whole episodes are accepted
 
 
 # ------------------------------------------------------------------------------------------
@@ -327,16 +399,18 @@ def run_update(module, rollout, policy0, value0, validate=True, **hp):
     return np.concatenate([policy.params, value_fn.params]), stats
 
 
-CASES = [(ppo, dict(ent_coef=ENT, num_minibatches=3, update_epochs=2), False),
-         (a2c, dict(ent_coef=ENT), False),
-         (reinforce, dict(psi="baseline", ent_coef=ENT), True),
-         (reinforce, dict(psi="return"), True)]
+CASES = [(ppo, dict(ent_coef=ENT, num_minibatches=3, update_epochs=2), toy_rollout),
+         (a2c, dict(ent_coef=ENT), toy_rollout),
+         (reinforce, dict(psi="baseline", ent_coef=ENT), toy_episodes),
+         (reinforce, dict(psi="return"), toy_episodes)]
 
 
-@pytest.mark.parametrize("module, hp, complete", CASES,
+@pytest.mark.parametrize("module, hp, make_batch", CASES,
                          ids=["ppo", "a2c", "reinforce-baseline", "reinforce-return"])
-def test_reset_steps_change_no_gradient(module, hp, complete):
-    rollout, policy0, value0 = toy_rollout(second=not complete, complete=complete)
+def test_reset_steps_change_no_gradient(module, hp, make_batch):
+    """Rows that are not transitions: reset steps in a rollout, the rows after an episode's
+    end in a batch of whole episodes."""
+    rollout, policy0, value0 = make_batch()
     reset_rows = ~rollout.mask
     assert reset_rows.sum() >= 4
     params, stats = run_update(module, rollout, policy0, value0, **hp)
@@ -349,57 +423,6 @@ def test_reset_steps_change_no_gradient(module, hp, complete):
     real_row[0, 0] = True
     params_real, _ = run_update(module, scramble(rollout, real_row), policy0, value0, **hp)
     assert not np.array_equal(params_real, params)
-
-
-# ------------------------------------------------------------------------------------------
-# REINFORCE helpers on hand-built arrays
-# ------------------------------------------------------------------------------------------
-
-def hand_rollout():
-    # env 0: rows 0-1 an episode that terminates at 1, row 2 a reset step, rows 3-5 a running one
-    # env 1: rows 0-3 an episode truncated at 3, row 4 a reset step, row 5 a new episode
-    terminated = np.zeros((6, 2), bool)
-    truncated = np.zeros((6, 2), bool)
-    terminated[1, 0] = True
-    truncated[3, 1] = True
-    mask = np.ones((6, 2), bool)
-    mask[2, 0] = mask[4, 1] = False
-    return SimpleNamespace(terminated=terminated, truncated=truncated, mask=mask)
-
-
-def test_complete_episodes_keeps_only_real_steps_of_episodes_that_ended():
-    expected = np.zeros((6, 2), bool)
-    expected[[0, 1], 0] = True
-    expected[[0, 1, 2, 3], 1] = True
-    np.testing.assert_array_equal(reinforce.complete_episodes(hand_rollout()), expected)
-
-
-def test_episode_returns_is_the_reward_to_go_at_each_episode_start():
-    r = hand_rollout()
-    G = np.array([[10, 20], [11, 21], [12, 22], [13, 23], [14, 24], [15, 25]], float)
-    R = reinforce.episode_returns(G, r.mask)
-    expected = np.array([[10, 20], [10, 20], [np.nan, 20], [13, 20], [13, np.nan], [13, 25]])
-    np.testing.assert_array_equal(R[r.mask], expected[r.mask])
-
-
-def test_episode_returns_from_reward_to_go_equals_the_discounted_episode_sum():
-    r = hand_rollout()
-    rewards = np.arange(1.0, 13.0).reshape(6, 2)
-    rewards[~r.mask] = 0.0
-    G = reward_to_go_reference(rewards, r.terminated, r.truncated, 0.5)
-    R = reinforce.episode_returns(G, r.mask)
-    assert R[0, 0] == R[1, 0] == pytest.approx(1 + 0.5 * 3)
-    assert R[3, 1] == pytest.approx(2 + 0.5 * 4 + 0.25 * 6 + 0.125 * 8)
-
-
-def test_reinforce_without_a_finished_episode_raises_a_clear_error():
-    env = make_env(scripts=[[(50, "terminated")]])
-    policy = CategoricalPolicy(OBS_DIM, 2, (4,), rng=0)
-    rollout = RolloutCollector(env, policy, None, 8, np.random.default_rng(0), seed=0).collect()
-    config = make_config(reinforce.Config, num_envs=1, num_steps=8, psi="reward_to_go")
-    with pytest.raises(ValueError, match="num_steps"):
-        reinforce.update(rollout, policy, None, Adam(policy.params), config,
-                         np.random.default_rng(0))
 
 
 # ------------------------------------------------------------------------------------------
@@ -444,12 +467,12 @@ def test_ppo_minibatches_of_one_stay_finite():
     assert np.isfinite(params).all() and all(np.isfinite(v) for v in stats.values())
 
 
-@pytest.mark.parametrize("module, hp, complete", CASES,
+@pytest.mark.parametrize("module, hp, make_batch", CASES,
                          ids=["ppo", "a2c", "reinforce-baseline", "reinforce-return"])
-def test_a_whole_update_is_bit_for_bit_reproducible(module, hp, complete):
+def test_a_whole_update_is_bit_for_bit_reproducible(module, hp, make_batch):
     """The same rollout, networks and seed give the same parameters and statistics, bit for bit
     (float32 networks, as in training)."""
-    rollout, policy0, value0 = toy_rollout(second=not complete, complete=complete)
+    rollout, policy0, value0 = make_batch()
     runs = [run_update(module, rollout, policy0, value0, **hp) for _ in range(2)]
     (params, stats), (params_again, stats_again) = runs
     assert params.dtype == np.float32

@@ -22,6 +22,7 @@ from minipg.algos.config import make_config
 from minipg.core.optim import Adam
 from minipg.core.distributions import DiagGaussian
 from minipg.core.policies import GaussianPolicy
+from minipg.core.returns import gae_reference
 
 
 # ------------------------------------------------------------------------------------------
@@ -252,6 +253,47 @@ def test_the_optimizer_fits_the_value_function_alone():
     joint = Adam(np.concatenate([policy.params, value_fn.params]), 0.01)
     with pytest.raises(ValueError, match="optim"):
         trpo.update(rollout, policy, value_fn, joint, trpo_config(), np.random.default_rng(0))
+
+
+class RecordingAdam(Adam):
+    """Adam that records each gradient and the parameters it was taken at."""
+
+    def __init__(self, params, learning_rate):
+        super().__init__(params, learning_rate)
+        self.grads, self.at = [], []
+
+    def step(self, grad):
+        self.grads.append(grad.copy())
+        self.at.append(self.params.copy())
+        super().step(grad)
+
+
+def test_the_critic_fit_steps_on_shuffled_minibatches_of_the_lambda_returns():
+    """value_epochs = 2 passes of value_minibatches = 3: step k of pass e fits slice k (of
+    ceil(B / 3) samples) of that pass's order, rng.permutation(B) drawn from the update's
+    generator, on 0.5 * mean (V(s_i) - R_i)^2 with R = GAE + V_old: each recorded gradient is
+    that loss's on exactly those samples, at the parameters it was taken at."""
+    rollout, policy0, value0 = toy_rollout()
+    policy, value_fn, _ = fresh_networks(policy0, value0, critic=False)
+    optim = RecordingAdam(trpo.optimized_params(policy, value_fn), 0.05)
+    trpo.update(rollout, policy, value_fn, optim,
+                trpo_config(value_epochs=2, value_minibatches=3, max_grad_norm=0.0),
+                np.random.default_rng(42))
+    m = rollout.mask
+    R = (gae_reference(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                       rollout.truncated, 0.9, 0.8) + rollout.values)[m]
+    obs = rollout.obs[m]
+    B = len(obs)
+    size = math.ceil(B / 3)
+    rng = np.random.default_rng(42)
+    slices = [order[start:start + size] for order in (rng.permutation(B) for _ in range(2))
+              for start in range(0, B, size)]
+    assert len(optim.grads) == len(slices) == 6
+    for step, i in enumerate(slices):
+        value_fn.params[...] = optim.at[step]
+        numeric = numerical_gradient(lambda: 0.5 * np.mean((value_fn.predict(obs[i]) - R[i]) ** 2),
+                                     value_fn.params)
+        assert relative_error(optim.grads[step], numeric) < 1e-6
 
 
 def test_reset_steps_change_no_update():

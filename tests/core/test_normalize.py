@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from minipg.core.normalize import RewardScaler, RunningMeanStd, normalize_obs
 
 
-@settings(max_examples=60, deadline=None)
+# derandomize: the same 60 examples on every run, so the suite passes or fails the same way.
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(sizes=st.lists(st.integers(0, 40), min_size=1, max_size=8), seed=st.integers(0, 10_000))
 def test_running_mean_and_variance_equal_the_two_pass_ones_over_all_batches(sizes, seed):
     rng = np.random.default_rng(seed)

@@ -1,7 +1,8 @@
 """Whole-update fixtures shared by tests/algos/test_algos.py and tests/algos/test_trpo.py: a
 rollout from the scripted env (toy_env.py) with the networks that collected it, independent copies
 of those networks, the advantages and value targets A2C and PPO should train on (from the NumPy
-reference), and a rollout with arbitrary values in given rows."""
+reference), a batch of whole episodes (REINFORCE's), and a rollout with arbitrary values in
+given rows."""
 import copy
 import json
 
@@ -13,6 +14,7 @@ from minipg.core.policies import CategoricalPolicy
 from minipg.core.returns import gae_reference
 from minipg.core.value import ValueFunction
 from minipg.envs.rollout import RolloutCollector
+from minipg.envs.whole_episodes import EpisodeCollector
 from minipg.run.checkpoint import from_state
 
 
@@ -25,6 +27,18 @@ def toy_rollout(second=True, complete=False, value_seed=2):
     if second:                              # starts with a reset row for env 1
         rollout = collector.collect(reset=complete)
     return copy.deepcopy(rollout), policy, value_fn
+
+
+def toy_episodes(max_episode_steps=8, value_seed=2):
+    """A batch of whole episodes from the scripted env, one per env (EpisodeCollector): env 0
+    terminates after 3 steps, env 1 is truncated by the env after 2, env 2 (11 steps scripted)
+    is cut by the time limit max_episode_steps. Returns (batch, policy, value_fn)."""
+    policy = CategoricalPolicy(OBS_DIM, 2, (8,), rng=1)
+    policy.params += 0.3 * np.random.default_rng(5).normal(size=policy.params.shape)
+    value_fn = ValueFunction(OBS_DIM, (8,), rng=value_seed)
+    collector = EpisodeCollector(make_env(), policy, value_fn, max_episode_steps,
+                                 np.random.default_rng(0))
+    return copy.deepcopy(collector.collect()), policy, value_fn
 
 
 def fresh_networks(policy, value_fn, critic=True, dtype=None):

@@ -119,7 +119,23 @@ def test_an_existing_directory_with_files_is_refused_and_left_alone(tmp_path):
 
 
 def test_an_existing_empty_directory_is_used(tmp_path):
-    rundir.claim(tmp_path).release()
+    """An empty folder (made beforehand, say) is claimed as it is: the run lives in it, not in
+    a fresh sibling or a replacement, and it is locked while claimed."""
+    empty = tmp_path / "run"
+    empty.mkdir()
+    inode = os.stat(empty).st_ino
+    run = rundir.claim(empty)
+    try:
+        assert os.path.samefile(run.path, empty) and os.stat(empty).st_ino == inode
+        assert sorted(os.listdir(empty)) == sorted([rundir.LOCK_FILE, rundir.MARKER_FILE])
+        assert os.listdir(tmp_path) == ["run"]                         # no sibling made
+        if rundir.fcntl is not None:
+            with pytest.raises(RunDirError, match="in use"):
+                rundir.claim(empty)
+    finally:
+        run.release()
+    # Released: free to claim again (now a marked run directory, so only to overwrite or resume).
+    rundir.claim(empty, overwrite=True).release()
 
 
 def test_overwrite_deletes_minipgs_files_and_nothing_else(tmp_path):

@@ -1,7 +1,7 @@
 """Resume as a specification: a run stopped -- by a callback returning True, or by Ctrl-C
 (KeyboardInterrupt) -- and resumed writes the same progress.csv and ends with the same
 parameters, optimizer state and collector state, bit for bit, as a run never stopped. For PPO,
-A2C and REINFORCE (which starts every rollout from env resets). A resume keeps the saved config:
+A2C and REINFORCE (whose batches of whole episodes start from env resets). A resume keeps the saved config:
 arguments that would change the training numbers are refused."""
 import math
 
@@ -60,10 +60,15 @@ def test_stopped_then_resumed_is_the_run_never_stopped(tmp_path, never_stopped, 
     first = minipg.train("CartPole-v1", algo, STEPS, 0, run_dir=run_dir,
                          callback=stopper({5}, how), **HP[algo], **COMMON)
     assert len(first.history) == 5 and first.interrupted == (how == "ctrl_c")
-    assert ckpt.read_checkpoint(run_dir).json("train/state")["env_state"]["saved"]
+    # REINFORCE's batches start from resets seeded by its own generator: no env state to save.
+    assert (ckpt.read_checkpoint(run_dir).json("train/state")["env_state"]["saved"]
+            == (algo != "reinforce"))
     second = minipg.train(resume=run_dir)
-    assert second.resumed_from == 5 and len(second.history) == 7
-    assert [r["iteration"] for r in second.history] == list(range(6, 13))
+    iterations = ckpt.read_checkpoint(never_stopped[algo]).json("train/state")["iteration"]
+    if algo != "reinforce":                    # batches of whole episodes vary in size
+        assert iterations == 12
+    assert second.resumed_from == 5 and len(second.history) == iterations - 5 > 0
+    assert [r["iteration"] for r in second.history] == list(range(6, iterations + 1))
     assert_same_run(run_dir, never_stopped[algo])
 
 

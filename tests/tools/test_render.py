@@ -112,8 +112,23 @@ def test_an_mp4_without_ffmpeg_is_refused_before_anything_runs(tmp_path, monkeyp
         prepare(Painter, str(tmp_path / "x.mp4"))
 
 
+def imageio_with_ffmpeg_or_skip():
+    """imageio.v2 when imageio, imageio-ffmpeg and an ffmpeg binary are all there; else the
+    test is skipped (they are in the test extra, but an environment may lack them)."""
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg
+    except ImportError as error:
+        pytest.skip(f"imageio or imageio-ffmpeg is not installed: {error}")
+    try:
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as error:
+        pytest.skip(f"imageio-ffmpeg finds no ffmpeg binary: {error}")
+    return imageio
+
+
 def test_an_mp4_where_imageio_and_ffmpeg_are_installed(tmp_path):
-    import imageio.v2 as imageio                    # in the test extra
+    imageio = imageio_with_ffmpeg_or_skip()
     path = tmp_path / "painter.mp4"
     assert render_episode(always(1), Painter, str(path))[1] == 8
     with imageio.get_reader(str(path)) as reader:
