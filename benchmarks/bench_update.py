@@ -15,6 +15,7 @@ the same run, alternating, best of several repeats, BLAS limited to one thread (
     python benchmarks/bench_update.py              # CartPole shapes: B = 251, 4-64-64-2
     python benchmarks/bench_update.py --obs-dim 17 --actions 6 --continuous   # MuJoCo-like
     python benchmarks/bench_update.py --batch 1024 --hidden 256 256
+    python benchmarks/bench_update.py --smoke      # one short round: CI's check that it runs
 
 Target: step / floor <= 1.5 on the CartPole shapes.
 """
@@ -117,7 +118,12 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--continuous", action="store_true", help="a Gaussian policy")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one round of short timings: checks that the script runs")
     args = parser.parse_args(argv)
+    timing = dict(repeats=2, min_seconds=0.02) if args.smoke else {}
+    if args.smoke:
+        args.rounds = 1
 
     policy_sizes = (args.obs_dim, *args.hidden, args.actions)
     value_sizes = (args.obs_dim, *args.hidden, 1)
@@ -130,8 +136,8 @@ def main(argv=None):
     steps, floors = [], []
     with threadpool_limits(limits=1, user_api="blas"):
         for round_ in range(args.rounds):
-            steps.append(best_time(step))
-            floors.append(best_time(floor))
+            steps.append(best_time(step, **timing))
+            floors.append(best_time(floor, **timing))
             print(f"{round_:>5} {steps[-1] * 1e6:>9.1f} {floors[-1] * 1e6:>9.1f} "
                   f"{steps[-1] / floors[-1]:>10.2f}", flush=True)
     # Each minimum is the least disturbed measurement of its own; a ratio of one round's pair
