@@ -173,6 +173,26 @@ class MLP:
         out += self.biases[-1]
         return out, MLPCache(layer_inputs)
 
+    def predict(self, x):
+        """The outputs (B, out_dim) of forward(x), nothing kept for a backward, nothing checked.
+
+        For acting in a rollout, one call per env step on a few rows, where forward's checks
+        and cache would cost as much as the matmuls: x must already be a (B, in_dim) array of
+        the network's dtype (the caller's checks, e.g. as_rows, guarantee it). The same
+        operations as forward, so the same numbers.
+        """
+        h = x
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = h @ W
+            h += b
+            if self.activation == "tanh":
+                np.tanh(h, out=h)
+            else:
+                np.maximum(h, 0, out=h)
+        out = h @ self.weights[-1]
+        out += self.biases[-1]
+        return out
+
     def backward(self, cache, grad_out, out=None, input_grad=True):
         """(grad_x, grad_params) = (dL/dx (B, in_dim), dL/dparams laid out like params).
 
