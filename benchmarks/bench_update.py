@@ -18,19 +18,35 @@ the same run, alternating, best of several repeats, BLAS limited to one thread (
     python benchmarks/bench_update.py --smoke      # one short round: CI's check that it runs
 
 Target: step / floor <= 1.5 on the CartPole shapes.
+
+--run compares a whole run instead: `minipg train --env CartPole-v1 --algo ppo --steps 100000
+--seed 0` (minipg.train with the defaults; its own training clock, and the wall-clock of the
+whole train() call) against the floor of that run, made of the same pieces counted from the
+run itself: the bare vector env stepped as many times with random actions, the policy's bare
+forward matmuls and tanh on N rows once per env step, the critic's on the (T + 1) N rows of each
+rollout, and the minibatch floor above once per minibatch, at the run's mean minibatch size
+(its real transitions, the reset steps left out, over its minibatches). The floor runs as one
+piece, like the run, so that the machine's load hits both alike. Alternating rounds, the best
+of each side; target run / floor <= 1.6.
+
+    python benchmarks/bench_update.py --run
 """
 import argparse
+import math
+import tempfile
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+import minipg
 from minipg.algos import ppo
 from minipg.algos.config import make_config
 from minipg.core.optim import Adam
 from minipg.core.policies import CategoricalPolicy, GaussianPolicy
 from minipg.core.value import ValueFunction
 from minipg.core.heads import join_params
+from minipg.envs.make import make_env
 
 
 def best_time(function, repeats=7, min_seconds=0.2):
@@ -109,6 +125,99 @@ def step_function(batch, obs_dim, actions, hidden, continuous):
     return step
 
 
+def forward_floor(batch, sizes, dtype=np.float32):
+    """The bare matmuls and tanh of one network's forward pass on `batch` rows."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, sizes[0])).astype(dtype)
+    W = [(rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)).astype(dtype)
+         for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    h = [np.empty((batch, n), dtype) for n in sizes[1:]]
+
+    def forward():
+        inputs = [x] + h
+        for l in range(len(W)):
+            np.matmul(inputs[l], W[l], out=h[l])
+            if l < len(W) - 1:
+                np.tanh(h[l], out=h[l])
+    return forward
+
+
+def run_seconds(total_steps, scratch):
+    """(training clock, wall-clock of train(), env steps, episodes) of a default CartPole run."""
+    start = time.perf_counter()
+    result = minipg.train("CartPole-v1", "ppo", total_steps, 0, run_dir=scratch, overwrite=True,
+                          log_every=-1)
+    wall = time.perf_counter() - start
+    last = result.history[-1]
+    return last["wall_clock"], wall, last["env_steps"], last["episodes"]
+
+
+def run_floor_seconds(config, iterations, real_steps):
+    """Wall-clock of the floor of a run of `iterations` iterations holding `real_steps` real
+    transitions, executed as one piece like the run itself (so that the machine's load hits
+    both alike): per iteration, T steps of the vector env with random actions drawn beforehand,
+    each with the policy's bare forward on N rows; the critic's on the (T + 1) N rows; then
+    update_epochs x num_minibatches minibatch floors. Returns (seconds, the seconds of each
+    part, the minibatch size)."""
+    N, T = config.num_envs, config.num_steps
+    hidden = tuple(config.hidden_sizes)
+    policy_sizes, value_sizes = (4, *hidden, 2), (4, *hidden, 1)
+    batch = max(1, round(real_steps / (iterations * config.num_minibatches)))
+    acting = forward_floor(N, policy_sizes)
+    critic = forward_floor((T + 1) * N, value_sizes)
+    minibatch = floor_function(batch, policy_sizes, value_sizes)
+    env = make_env("CartPole-v1", N)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(T)]
+    env.reset(seed=0)
+    parts = dict(env=0.0, acting=0.0, critic=0.0, update=0.0)
+    clock = time.perf_counter
+    start = clock()
+    for _ in range(iterations):
+        for action in actions:
+            t0 = clock()
+            acting()
+            t1 = clock()
+            env.step(action)
+            t2 = clock()
+            parts["acting"] += t1 - t0
+            parts["env"] += t2 - t1
+        t0 = clock()
+        critic()
+        t1 = clock()
+        for _ in range(config.update_epochs * config.num_minibatches):
+            minibatch()
+        t2 = clock()
+        parts["critic"] += t1 - t0
+        parts["update"] += t2 - t1
+    seconds = clock() - start
+    env.close()
+    return seconds, parts, batch
+
+
+def whole_run(args):
+    config = make_config(ppo.Config)
+    print(f"CartPole-v1 PPO, defaults, {args.steps:,} steps, seed 0, against its floor; "
+          f"1 BLAS thread")
+    print(f"{'round':>5} {'train s':>8} {'train() s':>9} {'floor s':>8} {'(env':>6} "
+          f"{'acting':>6} {'critic':>6} {'update)':>7} {'train/floor':>11}")
+    trains, walls, floors = [], [], []
+    with tempfile.TemporaryDirectory() as scratch, threadpool_limits(limits=1, user_api="blas"):
+        for round_ in range(args.rounds):
+            train, wall, env_steps, episodes = run_seconds(args.steps, scratch)
+            iterations = math.ceil(env_steps / (config.num_envs * config.num_steps))
+            floor, pieces, batch = run_floor_seconds(config, iterations, env_steps - episodes)
+            trains.append(train), walls.append(wall), floors.append(floor)
+            print(f"{round_:>5} {train:>8.2f} {wall:>9.2f} {floor:>8.2f} {pieces['env']:>6.2f} "
+                  f"{pieces['acting']:>6.2f} {pieces['critic']:>6.2f} {pieces['update']:>7.2f} "
+                  f"{train / floor:>11.2f}", flush=True)
+    ratio = min(trains) / min(floors)
+    print(f"mean minibatch {batch} rows; best training clock {min(trains):.2f} s, best train() "
+          f"{min(walls):.2f} s, best floor {min(floors):.2f} s: train/floor {ratio:.2f}, "
+          f"train()/floor {min(walls) / min(floors):.2f} (target <= 1.6): "
+          f"{'PASS' if ratio <= 1.6 else 'over'}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=251,
@@ -118,12 +227,19 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--continuous", action="store_true", help="a Gaussian policy")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--run", action="store_true",
+                        help="a whole default CartPole run against its floor instead")
+    parser.add_argument("--steps", type=int, default=100_000, help="length of the --run runs")
     parser.add_argument("--smoke", action="store_true",
-                        help="one round of short timings: checks that the script runs")
+                        help="one round of short timings, and a 4,096-step --run: checks that "
+                             "the script runs")
     args = parser.parse_args(argv)
     timing = dict(repeats=2, min_seconds=0.02) if args.smoke else {}
     if args.smoke:
         args.rounds = 1
+    if args.run:
+        whole_run(args)
+        return
 
     policy_sizes = (args.obs_dim, *args.hidden, args.actions)
     value_sizes = (args.obs_dim, *args.hidden, 1)
@@ -146,6 +262,9 @@ def main(argv=None):
     verdict = "PASS" if ratio <= 1.5 else "over"
     print(f"best step {min(steps) * 1e6:.1f} us / best floor {min(floors) * 1e6:.1f} us = "
           f"{ratio:.2f} (target <= 1.5 on the CartPole shapes): {verdict}")
+    if args.smoke:                     # and the --run part, on a short run
+        args.steps = 4_096
+        whole_run(args)
 
 
 if __name__ == "__main__":

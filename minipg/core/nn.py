@@ -41,6 +41,7 @@ close to uniform, a value head uses 1.
 import numpy as np
 
 from minipg.core.checks import as_generator, check_choice, check_float_dtype
+from minipg.core.returns import update_kernels
 
 __all__ = ["MLP", "MLPCache", "orthogonal"]
 
@@ -224,12 +225,15 @@ class MLP:
             # dL/dh_{l-1} = g_l W_l^T. With one output (a value head) that is an outer product,
             # which NumPy's matmul computes without BLAS (20 us at B = 251): broadcast instead.
             grad_h = g * W[:, 0] if W.shape[1] == 1 else g @ W.T
-            if self.activation == "tanh":                  # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
+            # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
+            if self.activation == "tanh" and update_kernels is not None:
+                update_kernels.tanh_backward(grad_h, h_prev)   # the three lines below, fused
+            elif self.activation == "tanh":
                 derivative = h_prev * h_prev
                 np.subtract(1, derivative, out=derivative)     # 1 - h^2
+                grad_h *= derivative
             else:
-                derivative = h_prev > 0                        # [h > 0]
-            grad_h *= derivative
+                grad_h *= h_prev > 0                           # [h > 0]
             g = grad_h
 
     def jvp(self, cache, vector):
