@@ -100,7 +100,9 @@ def kernels_extension(name, extra_flags=()):
 extensions = [kernels_extension("_kernels"),
               # The update's kernels reproduce NumPy's results bit for bit: no fused
               # multiply-adds (one rounding where NumPy rounds twice), baseline instructions.
-              kernels_extension("_update_kernels", ["-ffp-contract=off"])]
+              # -fno-math-errno: sqrt need not set errno (its value is unchanged), which lets
+              # the compiler vectorise it.
+              kernels_extension("_update_kernels", ["-ffp-contract=off", "-fno-math-errno"])]
 if build_avx2:
     extensions.append(kernels_extension("_kernels_avx2", AVX2_FLAGS))
 

@@ -106,6 +106,8 @@ class MLP:
         rng = as_generator(rng)
 
         self.sizes = tuple(int(n) for n in sizes)
+        self._layout = self.layout(self.sizes)
+        self._ones = np.ones(0)             # ones(B), kept for the next backward of B rows
         self.activation = activation
         n_params = self.count_params(self.sizes)
         if params is None:
@@ -128,13 +130,21 @@ class MLP:
     def layer_views(self, flat):
         """Per-layer (n_in, n_out) weight and (n_out,) bias views of a flat vector laid out like
         params, in the order W_1, b_1, W_2, ..."""
-        weights, biases, offset = [], [], 0
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-            weights.append(flat[offset:offset + n_in * n_out].reshape(n_in, n_out))
-            offset += n_in * n_out
-            biases.append(flat[offset:offset + n_out])
-            offset += n_out
+        weights, biases = [], []
+        for start, middle, end, shape in self._layout:
+            weights.append(flat[start:middle].reshape(shape))
+            biases.append(flat[middle:end])
         return weights, biases
+
+    @staticmethod
+    def layout(sizes):
+        """[(start of W_l, start of b_l, end of b_l, (n_in, n_out))] in the flat vector."""
+        layout, offset = [], 0
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layout.append((offset, offset + n_in * n_out, offset + n_in * n_out + n_out,
+                           (n_in, n_out)))
+            offset += n_in * n_out + n_out
+        return layout
 
     @staticmethod
     def count_params(sizes):
@@ -213,7 +223,9 @@ class MLP:
         else:
             out = check_flat_buffer("out", out, self.params.size, self.dtype)
         grad_weights, grad_biases = self.layer_views(out)
-        ones = np.ones(batch, self.dtype)
+        if self._ones.shape[0] != batch or self._ones.dtype != self.dtype:
+            self._ones = np.ones(batch, self.dtype)
+        ones = self._ones
         g = grad_out                                       # g_l = dL/dz_l, from the top down
         for l in reversed(range(len(self.weights))):
             h_prev = cache.layer_inputs[l]

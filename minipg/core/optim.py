@@ -255,7 +255,10 @@ def clip_and_step(optim, grad, max_grad_norm):
         norm = clip_grad_norm(grad, max_grad_norm) if max_grad_norm > 0 else global_norm(grad)
     except ValueError as error:
         raise FloatingPointError(f"non-finite gradient: {error}") from None
-    optim.step(grad, grad_checked=True)
+    if isinstance(optim, (Adam, SGD)):        # the norm above has scanned grad already
+        optim.step(grad, grad_checked=True)
+    else:                                     # any object with step(grad)
+        optim.step(grad)
     return norm
 
 
