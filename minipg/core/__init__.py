@@ -12,6 +12,6 @@
     normalize      running mean and variance, observation normalisation, reward scaling
     speed          one BLAS thread and freed memory kept for reuse, while training
 
-May import only numpy, threadpoolctl and the compiled kernels (minipg._kernels): no gymnasium,
-no other minipg package.
+May import only numpy, threadpoolctl and the compiled kernels (minipg._kernels,
+minipg._update_kernels): no gymnasium, no other minipg package.
 """
