@@ -10,7 +10,9 @@ forward and backward passes and their tanh, with preallocated outputs, in float3
 shapes, with nothing else (no loss, no distribution, no bias, no optimizer). The value head's
 g W^T is an outer product, computed the fastest way NumPy has (a broadcast multiply; its matmul
 takes 3x longer on it). Both are timed in
-the same run, alternating, best of several repeats, BLAS limited to one thread (as in training).
+the same run, alternating, best of several repeats, under minipg.core.speed.training_speed() as
+in training (one BLAS thread, freed heap kept: without it a process can fall into the page-fault
+storm that module describes and time 1.6x slower, by the luck of its heap).
 
     python benchmarks/bench_update.py              # CartPole shapes: B = 251, 4-64-64-2
     python benchmarks/bench_update.py --obs-dim 17 --actions 6 --continuous   # MuJoCo-like
@@ -37,13 +39,13 @@ import tempfile
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import minipg
 from minipg.algos import ppo
 from minipg.algos.config import make_config
 from minipg.core.optim import Adam
 from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.speed import training_speed
 from minipg.core.value import ValueFunction
 from minipg.core.heads import join_params
 from minipg.envs.make import make_env
@@ -210,7 +212,7 @@ def whole_run(args):
     print(f"{'round':>5} {'train() s':>9} {'(wall s)':>9} {'floor s':>8} {'(env':>6} "
           f"{'acting':>6} {'critic':>6} {'update)':>7} {'train/floor':>11}")
     trains, walls, floors = [], [], []
-    with tempfile.TemporaryDirectory() as scratch, threadpool_limits(limits=1, user_api="blas"):
+    with tempfile.TemporaryDirectory() as scratch, training_speed():
         for round_ in range(args.rounds):
             train, wall, env_steps, episodes = run_seconds(args.steps, scratch)
             iterations = math.ceil(env_steps / (config.num_envs * config.num_steps))
@@ -258,7 +260,7 @@ def main(argv=None):
           f"{value_sizes}, float32, 1 BLAS thread")
     print(f"{'round':>5} {'step us':>9} {'floor us':>9} {'step/floor':>10}")
     steps, floors = [], []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with training_speed():            # what training runs under: one BLAS thread, freed heap kept
         for round_ in range(args.rounds):
             steps.append(best_time(step, **timing))
             floors.append(best_time(floor, **timing))
