@@ -14,7 +14,7 @@ fi
 for script in "${scripts[@]}"; do
     # argparse would reject an unknown --smoke, but a script without argparse would ignore it
     # and run in full: require the flag by name.
-    if ! grep -q -- '"--smoke"' "$script"; then
+    if ! grep -qE -- "[\"']--smoke[\"']" "$script"; then
         echo "benchmarks/$script has no --smoke mode: every benchmark needs one (see" \
              "benchmarks/README.md)" >&2
         exit 1
