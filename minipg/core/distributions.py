@@ -169,7 +169,8 @@ class Categorical:
             raise ValueError(f"actions must have the batch shape of logits {self.batch_shape}, "
                              f"got shape {actions.shape}")
         actions = actions.astype(np.intp, copy=False)
-        if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
+        # One pass for both bounds: seen as unsigned, a negative index is a huge number.
+        if actions.size and actions.view(np.uintp).max() >= self.n_actions:
             raise ValueError(f"actions must be in [0, {self.n_actions}), got values in "
                              f"[{actions.min()}, {actions.max()}]")
         return actions
