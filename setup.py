@@ -15,6 +15,10 @@ of that architecture. On x86-64, `minipg._kernels_avx2` (ext/_kernels_avx2.pyx, 
 _kernels.pyx) is the same source compiled with AVX2 and FMA: twice as many elements per
 instruction. minipg.core.returns uses it when the CPU can run it, checked at import (NumPy dispatches
 its own loops the same way). Set MINIPG_NO_AVX2=1 to build the baseline only.
+
+`minipg._update_kernels` (ext/_update_kernels.pyx: Adam's step, tanh's derivative in the
+backward pass) is built once, for the baseline, without FMA contraction: its results are NumPy's
+bit for bit.
 """
 import os
 import platform
@@ -93,7 +97,12 @@ def kernels_extension(name, extra_flags=()):
     )
 
 
-extensions = [kernels_extension("_kernels")]
+extensions = [kernels_extension("_kernels"),
+              # The update's kernels reproduce NumPy's results bit for bit: no fused
+              # multiply-adds (one rounding where NumPy rounds twice), baseline instructions.
+              # -fno-math-errno: sqrt need not set errno (its value is unchanged), which lets
+              # the compiler vectorise it.
+              kernels_extension("_update_kernels", ["-ffp-contract=off", "-fno-math-errno"])]
 if build_avx2:
     extensions.append(kernels_extension("_kernels_avx2", AVX2_FLAGS))
 

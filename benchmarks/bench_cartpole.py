@@ -8,6 +8,7 @@ defaults: its wall-clock, throughput and the final policy's evaluation (no late 
     python benchmarks/bench_cartpole.py                      # PPO, seeds 0 1 2
     python benchmarks/bench_cartpole.py --algo a2c --max-steps 500000
     python benchmarks/bench_cartpole.py --hp num_envs=16 lam=0.8   # try hyperparameters
+    python benchmarks/bench_cartpole.py --smoke              # seconds: CI's check that it runs
 
 It prints minipg's own figures only. To set them beside another library's, run both in one
 process: benchmarks/compare_sb3.py does that for Stable-Baselines3's PPO (optional install).
@@ -76,7 +77,12 @@ def main(argv=None):
                         help="env steps between evaluations (default 0: every iteration)")
     parser.add_argument("--no-full", action="store_true", help="skip the full-length runs")
     parser.add_argument("--hp", nargs="*", default=[], help="hyperparameters name=value")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seed 0, 4,096-step runs: checks that the script runs (the figures "
+                             "mean nothing)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.max_steps, args.steps = [0], 4_096, 4_096
     max_steps = args.max_steps or (50_000 if args.algo == "ppo" else 500_000)
     hyperparameters = parse_hyperparameters(args.hp)
 

@@ -11,6 +11,7 @@ env measured in the same run: one env in this process, stepped with random actio
     python benchmarks/bench_envs.py --envs Acrobot-v1 Pendulum-v1
     python benchmarks/bench_envs.py --envs Hopper-v5 --seeds 0     # one seed of one env
     python benchmarks/bench_envs.py --table --figure docs/bench_envs.png   # what is recorded
+    python benchmarks/bench_envs.py --smoke        # seconds, in a temporary directory: CI's check
     python benchmarks/bench_envs.py --envs MountainCarContinuous-v0 --no-preset \
         --hp noise_correlation=0.95 --results runs/mcc/results.json --runs-dir runs/mcc
 
@@ -27,6 +28,7 @@ import argparse
 import ast
 import json
 import os
+import tempfile
 import time
 
 import gymnasium as gym
@@ -178,7 +180,15 @@ def main():
                         help="train with minipg's generic defaults instead of the presets")
     parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings over the preset (use another --results and --runs-dir)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Pendulum-v1, seed 0, 2,048 steps, results in a temporary directory: "
+                             "checks that the script runs")
     args = parser.parse_args()
+    if args.smoke:
+        scratch = tempfile.mkdtemp(prefix="bench_envs_smoke")
+        args.envs, args.seeds = ["Pendulum-v1"], [0]
+        args.runs_dir, args.results = scratch, os.path.join(scratch, "results.json")
+        BENCHMARKS["Pendulum-v1"] = (2_048,) + BENCHMARKS["Pendulum-v1"][1:]
     hyperparameters = {name: ast.literal_eval(value)
                        for name, _, value in (pair.partition("=") for pair in args.hp)}
     os.makedirs(args.runs_dir, exist_ok=True)

@@ -15,6 +15,7 @@ cartpole   For each seed: GRPO on episodes (minipg.train(env, "grpo", ...), the
 
     python benchmarks/bench_grpo.py                    # both parts, seeds 0 1 2
     python benchmarks/bench_grpo.py --part addition --seeds 0
+    python benchmarks/bench_grpo.py --smoke            # seconds: CI's check that it runs
 """
 import argparse
 import os
@@ -33,6 +34,7 @@ from minipg.run.evaluate import evaluate
 
 N_DEMOS = 700
 MORE_DEMOS = (1000, 1500, 2000, 3000)
+SMOKE_DEMOS = (100,)                   # --smoke: one small imitation run
 SOLVED = 475.0
 EVAL_EPISODES = 20
 
@@ -101,7 +103,14 @@ def main(argv=None):
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--no-imitation", action="store_true",
                         help="skip the imitation-only runs with more demonstrations")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seed 0, a few updates and env steps: checks that the script runs; "
+                             "the targets are not judged")
     args = parser.parse_args(argv)
+    grpo_budget, ppo_budget, more_demos = 300_000, 50_000, MORE_DEMOS
+    if args.smoke:
+        args.seeds, args.updates, args.max_seconds = [0], 3, 10.0
+        grpo_budget, ppo_budget, more_demos = 2_000, 2_048, SMOKE_DEMOS
     ok = True
     with threadpool_limits(limits=1, user_api="blas"):
         if args.part in ("addition", "all"):
@@ -117,7 +126,7 @@ def main(argv=None):
             if not args.no_imitation:
                 print("\nimitation alone (same 60 epochs), held-out accuracy by demonstrations:")
                 print(f"{'demos':>6} " + " ".join(f"{'seed ' + str(s):>8}" for s in args.seeds))
-                for n in MORE_DEMOS:
+                for n in more_demos:
                     accuracies = [imitation_only(seed, n) for seed in args.seeds]
                     print(f"{n:>6} " + " ".join(f"{a:>8.1%}" for a in accuracies), flush=True)
         if args.part in ("cartpole", "all"):
@@ -125,13 +134,17 @@ def main(argv=None):
             print(f"{'seed':>4} {'GRPO (300k budget)':>22} {'PPO (50k budget)':>22}")
             with tempfile.TemporaryDirectory() as tmp:
                 for seed in args.seeds:
-                    g_steps, g_seconds = solve_grpo(seed, 300_000,
+                    g_steps, g_seconds = solve_grpo(seed, grpo_budget,
                                                     os.path.join(tmp, f"grpo-{seed}"))
-                    p_steps, p_seconds = solve_ppo(seed, 50_000, os.path.join(tmp, f"ppo-{seed}"))
+                    p_steps, p_seconds = solve_ppo(seed, ppo_budget,
+                                                   os.path.join(tmp, f"ppo-{seed}"))
                     ok &= g_steps is not None
                     cell = lambda s, t: f"{s:,} ({t:.1f} s)" if s else "not solved"
                     grpo_cell, ppo_cell = cell(g_steps, g_seconds), cell(p_steps, p_seconds)
                     print(f"{seed:>4} {grpo_cell:>22} {ppo_cell:>22}", flush=True)
+    if args.smoke:
+        print("\nsmoke run: every part ran (targets not judged at this size)")
+        return True
     print(f"\ntargets {'met' if ok else 'NOT met'}")
     return ok
 

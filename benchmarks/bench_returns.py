@@ -1,6 +1,7 @@
 """How fast are minipg's return kernels, next to the ways people usually compute returns?
 
     python benchmarks/bench_returns.py [--episode-length 50]
+    python benchmarks/bench_returns.py --smoke      # one small shape, no targets: CI's check
 
 For GAE and for reward-to-go (with bootstrap values) over (T, N) rollouts, in float64 and
 float32, the table gives nanoseconds per element (T * N elements) for:
@@ -217,11 +218,17 @@ def fmt(x):
     return f"{x:.2f}" if x < 100 else f"{x:,.0f}"
 
 
-def main():
+def main(argv=None):
+    global SHAPES
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episode-length", type=float, default=50.0,
                         help="mean episode length of the random rollouts (default 50)")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: one small shape, the long-episode and thread lines "
+                             "skipped; checks that the script runs, its figures mean nothing")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        SHAPES = [(256, 8)]
     if R.BACKEND != "cython":
         sys.exit("bench_returns.py measures the compiled kernels; unset MINIPG_PURE_NUMPY.")
     L = args.episode_length
@@ -259,6 +266,11 @@ def main():
                 if (T, N) == (100000, 1) and lf is not None:
                     targets.append((f"{name}: compiled vs lfilter per segment >= 50x", lf / c, 50, ">="))
     print("  * timed on the first 10000 steps (a per-step cost; ns per element does not depend on T)")
+
+    if args.smoke:
+        print(f"smoke run: {len(targets)} targets at this shape; done in "
+              f"{time.perf_counter() - started:.1f} s")
+        return 0
 
     if lfilter is not None:                            # the same comparison with long episodes
         ro = make_rollout(100000, 1, np.float64, 500.0)

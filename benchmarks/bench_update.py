@@ -10,43 +10,69 @@ forward and backward passes and their tanh, with preallocated outputs, in float3
 shapes, with nothing else (no loss, no distribution, no bias, no optimizer). The value head's
 g W^T is an outer product, computed the fastest way NumPy has (a broadcast multiply; its matmul
 takes 3x longer on it). Both are timed in
-the same run, alternating, best of several repeats, BLAS limited to one thread (as in training).
+the same run, alternating, best of several repeats, under minipg.core.speed.training_speed() as
+in training (one BLAS thread, freed heap kept: without it a process can fall into the page-fault
+storm that module describes and time 1.6x slower, by the luck of its heap).
 
     python benchmarks/bench_update.py              # CartPole shapes: B = 251, 4-64-64-2
     python benchmarks/bench_update.py --obs-dim 17 --actions 6 --continuous   # MuJoCo-like
     python benchmarks/bench_update.py --batch 1024 --hidden 256 256
+    python benchmarks/bench_update.py --smoke      # one short round: CI's check that it runs
 
 Target: step / floor <= 1.5 on the CartPole shapes.
+
+--run compares a whole run instead: `minipg train --env CartPole-v1 --algo ppo --steps 100000
+--seed 0` (minipg.train with the defaults: the CPU time of the whole train() call, its wall-clock
+beside it) against the floor of that run, made of the same pieces counted from the
+run itself: the bare vector env stepped as many times with random actions, the policy's bare
+forward matmuls and tanh on N rows once per env step, the critic's on the (T + 1) N rows of each
+rollout, and the minibatch floor above once per minibatch, at the run's mean minibatch size
+(its real transitions, the reset steps left out, over its minibatches). The floor runs as one
+piece, like the run, so that the machine's load hits both alike. Alternating rounds, the best
+of each side; target run / floor <= 1.6.
+
+    python benchmarks/bench_update.py --run
 """
 import argparse
+import math
+import tempfile
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+import minipg
 from minipg.algos import ppo
 from minipg.algos.config import make_config
 from minipg.core.optim import Adam
 from minipg.core.policies import CategoricalPolicy, GaussianPolicy
+from minipg.core.speed import training_speed
 from minipg.core.value import ValueFunction
 from minipg.core.heads import join_params
+from minipg.envs.make import make_env
+
+
+# Every time here is this process's CPU time (time.process_time: one BLAS thread, so one
+# core's), not wall-clock: on a machine whose cores other processes share, wall-clock counts
+# the time this process waited for a core, CPU time does not (caches and memory bandwidth
+# shared with the others still slow both sides alike).
+clock = time.process_time
 
 
 def best_time(function, repeats=7, min_seconds=0.2):
-    """Seconds per call: the best over `repeats` timings of a loop long enough to take
+    """CPU seconds per call: the best over `repeats` timings of a loop long enough to take
     min_seconds (the minimum is the least disturbed by the other processes on the machine)."""
     function()
-    calls, start = 1, time.perf_counter()
-    while time.perf_counter() - start < min_seconds / 10:
+    calls, start = 1, clock()
+    while clock() - start < min_seconds / 10:
         function()
         calls += 1
-    n = max(1, int(calls * 10 * (min_seconds / 10) / (time.perf_counter() - start + 1e-9)))
+    n = max(1, int(calls * 10 * (min_seconds / 10) / (clock() - start + 1e-9)))
     best = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(n):
             function()
-        best = min(best, (time.perf_counter() - start) / n)
+        best = min(best, (clock() - start) / n)
     return best
 
 
@@ -108,6 +134,100 @@ def step_function(batch, obs_dim, actions, hidden, continuous):
     return step
 
 
+def forward_floor(batch, sizes, dtype=np.float32):
+    """The bare matmuls and tanh of one network's forward pass on `batch` rows."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, sizes[0])).astype(dtype)
+    W = [(rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)).astype(dtype)
+         for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    h = [np.empty((batch, n), dtype) for n in sizes[1:]]
+
+    def forward():
+        inputs = [x] + h
+        for l in range(len(W)):
+            np.matmul(inputs[l], W[l], out=h[l])
+            if l < len(W) - 1:
+                np.tanh(h[l], out=h[l])
+    return forward
+
+
+def run_seconds(total_steps, scratch):
+    """(CPU seconds of train(), its wall-clock, env steps, episodes) of a default CartPole
+    run: the whole call, building the run and writing its files included."""
+    start, wall_start = clock(), time.perf_counter()
+    result = minipg.train("CartPole-v1", "ppo", total_steps, 0, run_dir=scratch, overwrite=True,
+                          log_every=-1)
+    cpu, wall = clock() - start, time.perf_counter() - wall_start
+    last = result.history[-1]
+    return cpu, wall, last["env_steps"], last["episodes"]
+
+
+def run_floor_seconds(config, iterations, real_steps):
+    """Wall-clock of the floor of a run of `iterations` iterations holding `real_steps` real
+    transitions, executed as one piece like the run itself (so that the machine's load hits
+    both alike): per iteration, T steps of the vector env with random actions drawn beforehand,
+    each with the policy's bare forward on N rows; the critic's on the (T + 1) N rows; then
+    update_epochs x num_minibatches minibatch floors. Returns (seconds, the seconds of each
+    part, the minibatch size)."""
+    N, T = config.num_envs, config.num_steps
+    hidden = tuple(config.hidden_sizes)
+    policy_sizes, value_sizes = (4, *hidden, 2), (4, *hidden, 1)
+    batch = max(1, round(real_steps / (iterations * config.num_minibatches)))
+    acting = forward_floor(N, policy_sizes)
+    critic = forward_floor((T + 1) * N, value_sizes)
+    minibatch = floor_function(batch, policy_sizes, value_sizes)
+    env = make_env("CartPole-v1", N)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(T)]
+    env.reset(seed=0)
+    parts = dict(env=0.0, acting=0.0, critic=0.0, update=0.0)
+    start = clock()
+    for _ in range(iterations):
+        for action in actions:
+            t0 = clock()
+            acting()
+            t1 = clock()
+            env.step(action)
+            t2 = clock()
+            parts["acting"] += t1 - t0
+            parts["env"] += t2 - t1
+        t0 = clock()
+        critic()
+        t1 = clock()
+        for _ in range(config.update_epochs * config.num_minibatches):
+            minibatch()
+        t2 = clock()
+        parts["critic"] += t1 - t0
+        parts["update"] += t2 - t1
+    seconds = clock() - start
+    env.close()
+    return seconds, parts, batch
+
+
+def whole_run(args):
+    config = make_config(ppo.Config)
+    print(f"CartPole-v1 PPO, defaults, {args.steps:,} steps, seed 0, against its floor; "
+          f"1 BLAS thread")
+    print("CPU seconds (wall-clock of train() beside them)")
+    print(f"{'round':>5} {'train() s':>9} {'(wall s)':>9} {'floor s':>8} {'(env':>6} "
+          f"{'acting':>6} {'critic':>6} {'update)':>7} {'train/floor':>11}")
+    trains, walls, floors = [], [], []
+    with tempfile.TemporaryDirectory() as scratch, training_speed():
+        for round_ in range(args.rounds):
+            train, wall, env_steps, episodes = run_seconds(args.steps, scratch)
+            iterations = math.ceil(env_steps / (config.num_envs * config.num_steps))
+            floor, pieces, batch = run_floor_seconds(config, iterations, env_steps - episodes)
+            trains.append(train), walls.append(wall), floors.append(floor)
+            print(f"{round_:>5} {train:>8.2f} {wall:>9.2f} {floor:>8.2f} {pieces['env']:>6.2f} "
+                  f"{pieces['acting']:>6.2f} {pieces['critic']:>6.2f} {pieces['update']:>7.2f} "
+                  f"{train / floor:>11.2f}", flush=True)
+    ratio = min(trains) / min(floors)
+    print(f"mean minibatch {batch} rows; best train() {min(trains):.2f} CPU s (best wall "
+          f"{min(walls):.2f} s), best floor {min(floors):.2f} CPU s: run/floor {ratio:.2f} "
+          f"(target <= 1.6): "
+          f"{'PASS' if ratio <= 1.6 else 'over'}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=251,
@@ -117,7 +237,19 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--continuous", action="store_true", help="a Gaussian policy")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--run", action="store_true",
+                        help="a whole default CartPole run against its floor instead")
+    parser.add_argument("--steps", type=int, default=100_000, help="length of the --run runs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one round of short timings, and a 4,096-step --run: checks that "
+                             "the script runs")
     args = parser.parse_args(argv)
+    timing = dict(repeats=2, min_seconds=0.02) if args.smoke else {}
+    if args.smoke:
+        args.rounds = 1
+    if args.run:
+        whole_run(args)
+        return
 
     policy_sizes = (args.obs_dim, *args.hidden, args.actions)
     value_sizes = (args.obs_dim, *args.hidden, 1)
@@ -128,10 +260,10 @@ def main(argv=None):
           f"{value_sizes}, float32, 1 BLAS thread")
     print(f"{'round':>5} {'step us':>9} {'floor us':>9} {'step/floor':>10}")
     steps, floors = [], []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with training_speed():            # what training runs under: one BLAS thread, freed heap kept
         for round_ in range(args.rounds):
-            steps.append(best_time(step))
-            floors.append(best_time(floor))
+            steps.append(best_time(step, **timing))
+            floors.append(best_time(floor, **timing))
             print(f"{round_:>5} {steps[-1] * 1e6:>9.1f} {floors[-1] * 1e6:>9.1f} "
                   f"{steps[-1] / floors[-1]:>10.2f}", flush=True)
     # Each minimum is the least disturbed measurement of its own; a ratio of one round's pair
@@ -140,6 +272,9 @@ def main(argv=None):
     verdict = "PASS" if ratio <= 1.5 else "over"
     print(f"best step {min(steps) * 1e6:.1f} us / best floor {min(floors) * 1e6:.1f} us = "
           f"{ratio:.2f} (target <= 1.5 on the CartPole shapes): {verdict}")
+    if args.smoke:                     # and the --run part, on a short run
+        args.steps = 4_096
+        whole_run(args)
 
 
 if __name__ == "__main__":

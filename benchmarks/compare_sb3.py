@@ -6,6 +6,8 @@ every ratio printed comes from the runs this process makes.
 
     python benchmarks/compare_sb3.py                 # seeds 0 1 2
     python benchmarks/compare_sb3.py --matched       # also minipg with SB3's tuned settings
+    python benchmarks/compare_sb3.py --smoke         # seconds: CI's check that it runs (the sb3
+                                                     # half skipped when SB3 is not installed)
 
 The contestants:
     minipg        minipg's PPO with its defaults (minipg/algos/ppo.py).
@@ -258,13 +260,14 @@ def cold_start_child(library, seed, steps, run_dir):
 
 # ---- the comparison ----------------------------------------------------------------------
 
-def limit_threads():
+def limit_threads(torch_too=True):
     """One thread for torch and for every BLAS / OpenMP pool (minipg's train does the BLAS part
     itself; SB3's learn does nothing of the kind). Returns the threadpoolctl limiter to keep."""
-    import torch
     from threadpoolctl import threadpool_limits
-    torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
+    if torch_too:
+        import torch
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
     return threadpool_limits(limits=1)
 
 
@@ -293,26 +296,37 @@ def main(argv=None):
                         help="skip the fresh-process cold-start measurements")
     parser.add_argument("--cold-start-child", choices=["minipg", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true",
+                        help="seed 0, 2,048-step runs, both --matched contestants: checks that "
+                             "the script runs; without SB3 installed its half is skipped")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.steps, args.matched = [0], 2_048, True
 
     if args.cold_start_child:
         cold_start_child(args.cold_start_child, args.seeds[0], args.steps, args.run_dir)
     try:
         import stable_baselines3
         import torch
+        peer = (f"stable-baselines3 {stable_baselines3.__version__}, "
+                f"torch {torch.__version__}")
     except ImportError:
-        sys.exit(INSTALL_HINT)
+        if not args.smoke:
+            sys.exit(INSTALL_HINT)
+        peer = None
+        print("stable-baselines3 is not installed: the sb3 half is skipped (smoke run)")
     import minipg
 
     names = ["minipg", "minipg=sb3", "sb3"] if args.matched else ["minipg", "sb3"]
-    print(f"CartPole-v1 PPO: minipg {minipg.__version__}, stable-baselines3 "
-          f"{stable_baselines3.__version__}, torch {torch.__version__}, numpy {np.__version__}; "
-          f"seeds {args.seeds}, {args.steps:,}-step runs, 1 thread each")
+    if peer is None:
+        names.remove("sb3")
+    print(f"CartPole-v1 PPO: minipg {minipg.__version__}, {peer or 'no SB3'}, "
+          f"numpy {np.__version__}; seeds {args.seeds}, {args.steps:,}-step runs, 1 thread each")
     full_label = f"{args.steps // 1000}k run s"
     header = (f"{'seed':>4} {'agent':<11} {'solved at steps':>15} {'train s':>8} "
               f"{full_label:>10} {'steps/s':>8} {'final eval':>14} {'cold start s':>12}")
     rows = []
-    limiter = limit_threads()
+    limiter = limit_threads(torch_too=peer is not None)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:        # warm-up: once-per-process costs stay out of the rows
             full_run(CONTESTANTS[name], 0, 2_048, os.path.join(tmp, f"warmup-{name}"))

@@ -118,12 +118,16 @@ class TrainConfig(RunConfig):
     norm_obs: bool = False
     """Normalise observations by their running mean and variance (over the states acted on in
     training), o' = clip((o - mean) / sqrt(var + 1e-8), -clip_obs, clip_obs). The statistics
-    belong to the policy: saved in its checkpoint, applied by policy.act, frozen at evaluation."""
+    are updated once per rollout, so a rollout is normalised with them as they stood at its
+    start (the first rollout with mean 0, variance 1: clipping only). They belong to the
+    policy: saved in its checkpoint, applied by policy.act, frozen at evaluation."""
     clip_obs: float = 10.0
     """Clip normalised observations to [-clip_obs, clip_obs] (with norm_obs)."""
     norm_reward: bool = False
     """Divide training rewards by the running std of the discounted return (never centred);
-    logs, progress.csv and evaluations always report the env's own rewards."""
+    the return is tracked step by step, its statistics updated once per rollout, and all the
+    rollout's rewards divided by the std as of its end. Logs, progress.csv and evaluations
+    always report the env's own rewards."""
     clip_reward: float = 10.0
     """Clip scaled rewards to [-clip_reward, clip_reward] (with norm_reward)."""
     log_std_init: float = 0.0

@@ -13,6 +13,6 @@
     speed          one BLAS thread and freed memory kept for reuse, while training
     memory         what a run or an evaluation will allocate, checked before it does
 
-May import only numpy, threadpoolctl and the compiled kernels (minipg._kernels): no gymnasium,
-no other minipg package.
+May import only numpy, threadpoolctl and the compiled kernels (minipg._kernels,
+minipg._update_kernels): no gymnasium, no other minipg package.
 """

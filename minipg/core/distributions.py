@@ -127,11 +127,15 @@ def _check_direction(name, direction, shape, dtype):
 class Categorical:
     """pi(a) = softmax(z)_a over K actions, for a batch of logits z of shape (..., K)."""
 
-    def __init__(self, logits):
-        logits = _as_float("logits", logits, min_ndim=1)
-        if logits.shape[-1] == 0:
-            raise ValueError("logits must have at least one action in its last dim, got shape "
-                             f"{logits.shape}")
+    def __init__(self, logits, checked=True):
+        """checked=False trusts logits to be a finite float array of shape (..., K >= 1): a
+        policy's own network output, built once per env step while acting (the collector
+        checks what the networks computed once per rollout)."""
+        if checked:
+            logits = _as_float("logits", logits, min_ndim=1)
+            if logits.shape[-1] == 0:
+                raise ValueError("logits must have at least one action in its last dim, got "
+                                 f"shape {logits.shape}")
         self.logits = logits
         # log-softmax with the max subtracted first: exp never overflows, and a logit 2000
         # below the max gives log_prob -2000 (finite) and prob 0, instead of log(0) = -inf.
@@ -165,7 +169,8 @@ class Categorical:
             raise ValueError(f"actions must have the batch shape of logits {self.batch_shape}, "
                              f"got shape {actions.shape}")
         actions = actions.astype(np.intp, copy=False)
-        if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
+        # One pass for both bounds: seen as unsigned, a negative index is a huge number.
+        if actions.size and actions.view(np.uintp).max() >= self.n_actions:
             raise ValueError(f"actions must be in [0, {self.n_actions}), got values in "
                              f"[{actions.min()}, {actions.max()}]")
         return actions
@@ -271,12 +276,15 @@ class Categorical:
 class DiagGaussian:
     """N(mu, diag(sigma^2)) with mean (..., D) and one state-independent log_std (D,)."""
 
-    def __init__(self, mean, log_std):
-        mean = _as_float("mean", mean, min_ndim=1)
-        log_std = _as_float("log_std", log_std, min_ndim=1).astype(mean.dtype, copy=False)
-        if log_std.shape != mean.shape[-1:]:
-            raise ValueError(f"log_std must have shape (D,) = {mean.shape[-1:]} to match mean "
-                             f"{mean.shape}, got shape {log_std.shape}")
+    def __init__(self, mean, log_std, checked=True):
+        """checked=False trusts mean (..., D) and log_std (D,) to be finite float arrays of one
+        dtype: a policy's own outputs, built once per env step while acting."""
+        if checked:
+            mean = _as_float("mean", mean, min_ndim=1)
+            log_std = _as_float("log_std", log_std, min_ndim=1).astype(mean.dtype, copy=False)
+            if log_std.shape != mean.shape[-1:]:
+                raise ValueError(f"log_std must have shape (D,) = {mean.shape[-1:]} to match "
+                                 f"mean {mean.shape}, got shape {log_std.shape}")
         self.mean = mean
         self.log_std = log_std
         self.std = np.exp(log_std)

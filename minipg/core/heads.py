@@ -9,6 +9,8 @@ collector checks what the env returns, `act` what a user passes (check_finite_ob
 """
 import json
 
+import math
+
 import numpy as np
 
 __all__ = ["HIDDEN_GAIN", "Cache", "as_rows", "check_finite_obs", "check_rows", "check_vector",
@@ -49,7 +51,7 @@ def check_rows(name, grad, batch_shape, event_shape):
     if grad.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (the batch of the forward pass that "
                          f"made the cache), got shape {grad.shape}")
-    return grad.reshape(-1, int(np.prod(event_shape, dtype=int)))
+    return grad.reshape(-1, math.prod(event_shape))
 
 
 class Cache:

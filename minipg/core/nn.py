@@ -41,6 +41,7 @@ close to uniform, a value head uses 1.
 import numpy as np
 
 from minipg.core.checks import as_generator, check_choice, check_float_dtype
+from minipg.core.returns import update_kernels
 
 __all__ = ["MLP", "MLPCache", "orthogonal"]
 
@@ -105,6 +106,8 @@ class MLP:
         rng = as_generator(rng)
 
         self.sizes = tuple(int(n) for n in sizes)
+        self._layout = self.layout(self.sizes)
+        self._ones = np.ones(0)             # ones(B), kept for the next backward of B rows
         self.activation = activation
         n_params = self.count_params(self.sizes)
         if params is None:
@@ -127,13 +130,21 @@ class MLP:
     def layer_views(self, flat):
         """Per-layer (n_in, n_out) weight and (n_out,) bias views of a flat vector laid out like
         params, in the order W_1, b_1, W_2, ..."""
-        weights, biases, offset = [], [], 0
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-            weights.append(flat[offset:offset + n_in * n_out].reshape(n_in, n_out))
-            offset += n_in * n_out
-            biases.append(flat[offset:offset + n_out])
-            offset += n_out
+        weights, biases = [], []
+        for start, middle, end, shape in self._layout:
+            weights.append(flat[start:middle].reshape(shape))
+            biases.append(flat[middle:end])
         return weights, biases
+
+    @staticmethod
+    def layout(sizes):
+        """[(start of W_l, start of b_l, end of b_l, (n_in, n_out))] in the flat vector."""
+        layout, offset = [], 0
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layout.append((offset, offset + n_in * n_out, offset + n_in * n_out + n_out,
+                           (n_in, n_out)))
+            offset += n_in * n_out + n_out
+        return layout
 
     @staticmethod
     def count_params(sizes):
@@ -173,6 +184,26 @@ class MLP:
         out += self.biases[-1]
         return out, MLPCache(layer_inputs)
 
+    def predict(self, x):
+        """The outputs (B, out_dim) of forward(x), nothing kept for a backward, nothing checked.
+
+        For acting in a rollout, one call per env step on a few rows, where forward's checks
+        and cache would cost as much as the matmuls: x must already be a (B, in_dim) array of
+        the network's dtype (the caller's checks, e.g. as_rows, guarantee it). The same
+        operations as forward, so the same numbers.
+        """
+        h = x
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = h @ W
+            h += b
+            if self.activation == "tanh":
+                np.tanh(h, out=h)
+            else:
+                np.maximum(h, 0, out=h)
+        out = h @ self.weights[-1]
+        out += self.biases[-1]
+        return out
+
     def backward(self, cache, grad_out, out=None, input_grad=True):
         """(grad_x, grad_params) = (dL/dx (B, in_dim), dL/dparams laid out like params).
 
@@ -192,7 +223,9 @@ class MLP:
         else:
             out = check_flat_buffer("out", out, self.params.size, self.dtype)
         grad_weights, grad_biases = self.layer_views(out)
-        ones = np.ones(batch, self.dtype)
+        if self._ones.shape[0] != batch or self._ones.dtype != self.dtype:
+            self._ones = np.ones(batch, self.dtype)
+        ones = self._ones
         g = grad_out                                       # g_l = dL/dz_l, from the top down
         for l in reversed(range(len(self.weights))):
             h_prev = cache.layer_inputs[l]
@@ -204,12 +237,15 @@ class MLP:
             # dL/dh_{l-1} = g_l W_l^T. With one output (a value head) that is an outer product,
             # which NumPy's matmul computes without BLAS (20 us at B = 251): broadcast instead.
             grad_h = g * W[:, 0] if W.shape[1] == 1 else g @ W.T
-            if self.activation == "tanh":                  # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
+            # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
+            if self.activation == "tanh" and update_kernels is not None:
+                update_kernels.tanh_backward(grad_h, h_prev)   # the three lines below, fused
+            elif self.activation == "tanh":
                 derivative = h_prev * h_prev
                 np.subtract(1, derivative, out=derivative)     # 1 - h^2
+                grad_h *= derivative
             else:
-                derivative = h_prev > 0                        # [h > 0]
-            grad_h *= derivative
+                grad_h *= h_prev > 0                           # [h > 0]
             g = grad_h
 
     def jvp(self, cache, vector):

@@ -25,6 +25,7 @@ import contextlib
 import numpy as np
 
 from minipg.core.checks import check_real
+from minipg.core.returns import update_kernels
 
 __all__ = ["Adam", "SGD", "clip_grad_norm", "global_norm", "clip_and_step",
            "check_finite_params", "params_stay_finite", "constant_schedule", "linear_schedule"]
@@ -133,9 +134,27 @@ class Adam(_LearningRate):
         self.t = 0
         self._scratch = np.empty_like(params)   # the step allocates nothing per call
 
-    def step(self, grad):
-        """One Adam update of params, in place, from the gradient of the loss."""
-        g = _check_grad(grad, self.params)
+    def step(self, grad, grad_checked=False):
+        """One Adam update of params, in place, from the gradient of the loss.
+
+        grad_checked=True skips the scan for NaN and inf (the caller has just computed the
+        gradient's norm, which finds them: clip_and_step)."""
+        g = np.asarray(grad) if grad_checked else _check_grad(grad, self.params)
+        if (update_kernels is not None and g.dtype == self.params.dtype
+                and g.flags.c_contiguous and g.shape == self.params.shape):
+            self.t += 1
+            sqrt_bias_correction2 = np.sqrt(1.0 - self.beta2 ** self.t)
+            # the scalars as step_reference's NumPy operations see them (see the kernel)
+            update_kernels.adam_step(
+                self.params, g, self.m, self.v, 1.0 - self.beta1, 1.0 - self.beta2,
+                self.eps * sqrt_bias_correction2,
+                self._learning_rate * sqrt_bias_correction2 / (1.0 - self.beta1 ** self.t))
+            return
+        self.step_reference(g)
+
+    def step_reference(self, g):
+        """step() in NumPy: the readable reference the compiled kernel is held to (bit for bit)
+        and what runs with MINIPG_PURE_NUMPY=1. g: a checked gradient."""
         learning_rate = self._learning_rate         # checked when it was set
         self.t += 1
         m, v, s = self.m, self.v, self._scratch
@@ -184,9 +203,9 @@ class SGD(_LearningRate):
         self.momentum = check_real("momentum", momentum, 0.0, 1.0, high_inclusive=False)
         self.velocity = np.zeros_like(params)
 
-    def step(self, grad):
-        """One SGD update of params, in place."""
-        g = _check_grad(grad, self.params)
+    def step(self, grad, grad_checked=False):
+        """One SGD update of params, in place (grad_checked: as Adam.step)."""
+        g = np.asarray(grad) if grad_checked else _check_grad(grad, self.params)
         self.velocity *= self.momentum
         self.velocity += g
         self.params -= self._learning_rate * self.velocity
@@ -236,7 +255,10 @@ def clip_and_step(optim, grad, max_grad_norm):
         norm = clip_grad_norm(grad, max_grad_norm) if max_grad_norm > 0 else global_norm(grad)
     except ValueError as error:
         raise FloatingPointError(f"non-finite gradient: {error}") from None
-    optim.step(grad)
+    if isinstance(optim, (Adam, SGD)):        # the norm above has scanned grad already
+        optim.step(grad, grad_checked=True)
+    else:                                     # any object with step(grad)
+        optim.step(grad)
     return norm
 
 

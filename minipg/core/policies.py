@@ -146,8 +146,11 @@ class CategoricalPolicy(_Policy):
         return CategoricalGrads(d_logits.reshape(cache.batch_shape + (self.n_actions,)))
 
     def distribution(self, obs):
-        """The Categorical over actions for observations (..., obs_dim), for acting."""
-        return self.forward(obs)[0]
+        """The Categorical over actions for observations (..., obs_dim), for acting: forward's
+        numbers without its cache (net.predict) or the logits' re-check."""
+        rows, batch_shape = as_rows(obs, self.obs_dim)
+        logits = self.net.predict(np.asarray(rows, self.net.dtype))
+        return Categorical(logits.reshape(batch_shape + (self.n_actions,)), checked=False)
 
     def to_env(self, actions):
         """What is sent to the environment: the action indices themselves."""
@@ -272,8 +275,12 @@ class GaussianPolicy(_Policy):
                                  d_log_std)
 
     def distribution(self, obs):
-        """The DiagGaussian for observations (..., obs_dim), for acting."""
-        return self.forward(obs)[0]
+        """The DiagGaussian for observations (..., obs_dim), for acting: forward's numbers
+        without its cache (net.predict) or the re-check of mean and log_std."""
+        rows, batch_shape = as_rows(obs, self.obs_dim)
+        mean = self.net.predict(np.asarray(rows, self.net.dtype))
+        return DiagGaussian(mean.reshape(batch_shape + (self.action_dim,)), self.log_std,
+                            checked=False)
 
     def to_env(self, actions):
         """The copy of the actions sent to the environment, clipped to [action_low, action_high].

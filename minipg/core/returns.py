@@ -30,6 +30,7 @@ on x86-64 CPUs with AVX2 the same source compiled for AVX2 (minipg._kernels_avx2
 which, MINIPG_KERNELS=baseline forces the other). The functions `reward_to_go_reference` and `gae_reference` below are the same recurrences written
 as plain NumPy loops: read those to learn, the tests hold the kernels to them.
 """
+import importlib
 import numbers
 import os
 
@@ -73,10 +74,15 @@ if os.environ.get("MINIPG_PURE_NUMPY", "") not in ("", "0"):
     _kernels = None
     BACKEND = "numpy"
     KERNELS = None
+    update_kernels = None
 else:
     _kernels = _load_kernels(os.environ.get("MINIPG_KERNELS", "auto"))
     BACKEND = "cython"
     KERNELS = _kernels.instruction_set()     # "avx2" or "baseline"
+    # The update step's kernels follow the same switch (ext/_update_kernels.pyx: Adam's step
+    # and tanh's derivative, used by minipg.core.optim and minipg.core.nn; bit for bit their
+    # NumPy references, which MINIPG_PURE_NUMPY=1 runs instead).
+    update_kernels = importlib.import_module("minipg._update_kernels")
 
 __all__ = ["reward_to_go", "gae", "reward_to_go_reference", "gae_reference", "BACKEND", "KERNELS"]
 

@@ -26,11 +26,19 @@ Two traps live here, both from gymnasium's NEXT_STEP autoreset:
    next_values[t] = values[t+1] inside the rollout, and only the last row needs one extra
    forward pass: the bootstrap value V(s_T).
 
-What the env returns is checked as it arrives: an exception from the env becomes an EnvError
-that says where it happened, and a NaN or inf observation or reward, or one too large to train
-on (minipg/envs/outputs.py), a FloatingPointError naming the array, the row and the env (it came
-from the env, so no learning rate will fix it). A
-Discrete(n, start=k) action space gets the policy's indices 0..n-1 shifted by k.
+What the env returns is checked once per rollout, on the whole (T, N) arrays, before any
+statistic or value is computed from it (and at once if the env raises: a NaN it returned earlier
+is the likelier cause): an exception from the env becomes an EnvError that says where it
+happened, and a NaN or inf observation or reward, or one too large to train on
+(minipg/envs/outputs.py), a FloatingPointError naming the array, the row and the env (it came
+from the env, so no learning rate will fix it). A Discrete(n, start=k)
+action space gets the policy's indices 0..n-1 shifted by k.
+
+Per env step the collector does only what acting needs: normalise the observation (with
+constants computed once per rollout), the policy's forward pass and sample, log_prob, the env
+step. The observation statistics, the reward scaling and the checks run once per rollout on
+the whole batch (minipg/core/normalize.py says what batching the statistics changes: the
+normalisation is frozen at the statistics from the start of the rollout).
 """
 from dataclasses import dataclass, field
 
@@ -39,6 +47,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from minipg.core.checks import as_generator
+from minipg.core.normalize import obs_normalizer
 from minipg.envs.outputs import env_output_problem, output_limits
 
 
@@ -51,6 +60,17 @@ def action_start(action_space):
     if isinstance(action_space, gym.spaces.Discrete):
         return int(action_space.start)
     return 0
+
+
+_SYNC_STATE = ("envs", "_autoreset_envs", "_env_obs", "_rewards", "_terminations",
+               "_truncations")
+
+
+def _steps_its_envs_itself(env):
+    """True for gymnasium's own SyncVectorEnv (not a subclass, which may step differently)
+    with the state its NEXT_STEP step() keeps: the collector then steps the copies itself."""
+    return (type(env) is gym.vector.SyncVectorEnv and env.autoreset_mode == AutoresetMode.NEXT_STEP
+            and all(hasattr(env, name) for name in _SYNC_STATE))
 
 
 @dataclass
@@ -126,11 +146,16 @@ class RolloutCollector:
             rewards=np.zeros((T, N), dtype), terminated=np.zeros((T, N), bool),
             truncated=np.zeros((T, N), bool), next_values=np.zeros((T, N), dtype),
             mask=np.zeros((T, N), bool))
+        # What the env returned, before normalisation and scaling, for the checks and the
+        # statistics at the end of the rollout: raw_obs[t] is the observation acted on at step
+        # t (raw_obs[T] the next rollout's first), raw_rewards[t] the env's own reward.
+        self._raw_obs = np.zeros((T + 1, N) + obs_shape, dtype)
+        self._raw_rewards = np.zeros((T, N))
+        self.limits = output_limits(dtype, T * N, T)   # of what the env returns: envs/outputs.py
         self.action_start = action_start(action_space)
         self.seed = seed
         self.reset_each_rollout = reset_each_rollout  # every collect() starts fresh episodes
         self.steps_per_collect = T * N
-        self.limits = output_limits(dtype, T * N, T)   # of what the env returns: envs/outputs.py
         self.obs = None
         self.global_step = 0                      # env steps taken, reset steps included
         self._episode_return = np.zeros(N)
@@ -162,13 +187,21 @@ class RolloutCollector:
             self.reset()
         b = self.buffer
         b.episode_returns, b.episode_lengths = [], []
+        raw_obs, raw_rewards = self._raw_obs, self._raw_rewards
+        raw_obs[0] = self.obs
         obs_rms = getattr(self.policy, "obs_rms", None)
+        normalizer = self._normalizer(obs_rms)      # frozen for the rollout
         for t in range(b.num_steps):
             b.mask[t] = ~self._reset_pending
-            if obs_rms is not None:          # the states acted on in real transitions only
-                obs_rms.update(self.obs[b.mask[t]])
-            b.obs[t] = self.policy.normalize_input(self.obs)
-            dist = self.policy.distribution(b.obs[t])
+            x = b.obs[t]
+            if normalizer is None:
+                x[...] = raw_obs[t]
+            else:                                   # normalize_obs's arithmetic, in place
+                mean, scale, clip_obs = normalizer
+                np.subtract(raw_obs[t], mean, out=x)
+                x *= scale
+                np.clip(x, -clip_obs, clip_obs, out=x)
+            dist = self.policy.distribution(x)
             if self.noise is None:
                 actions = dist.sample(self.rng)
             else:          # the process restarts on reset rows (whose action the env ignores)
@@ -176,32 +209,83 @@ class RolloutCollector:
             b.actions[t] = actions
             b.log_prob[t] = dist.log_prob(actions)
 
-            self.obs, rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
-            b.rewards[t] = (rewards if self.reward_scaler is None else
-                            self.reward_scaler.scale(rewards, terminated | truncated, b.mask[t]))
+            rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
             b.terminated[t] = terminated
             b.truncated[t] = truncated
             self._track_episodes(b, t, rewards, terminated, truncated)
             self.global_step += self.num_envs
-        self._fill_values(b)
+        self._check_env_outputs(b.num_steps)
+        self.obs = raw_obs[-1].copy()
+        if obs_rms is not None:          # the states acted on in real transitions only
+            obs_rms.update(raw_obs[:-1][b.mask])
+        if self.reward_scaler is None:
+            b.rewards[...] = raw_rewards
+        else:
+            b.rewards[...] = self.reward_scaler.scale_rollout(raw_rewards,
+                                                              b.terminated | b.truncated, b.mask)
+        self._fill_values(b, normalizer)
         return b
 
+    def _normalizer(self, obs_rms):
+        """(mean, scale, clip_obs) of the policy's observation normalisation, or None."""
+        if obs_rms is None:
+            return None
+        return (*obs_normalizer(obs_rms, self.buffer.obs.dtype), self.policy.clip_obs)
+
     def _step(self, t, env_actions):
-        """env.step, with the action offset of a Discrete(start=k) space and its output checked."""
+        """env.step, with the action offset of a Discrete(start=k) space; its observations and
+        rewards go to raw_obs[t + 1] and raw_rewards[t] (checked at the end of the rollout)."""
         if self.action_start:
             env_actions = env_actions + self.action_start
         try:
+            if _steps_its_envs_itself(self.env):
+                return self._step_sync_envs(t, env_actions)
             obs, rewards, terminated, truncated, _ = self.env.step(env_actions)
         except Exception as error:
+            self._check_env_outputs(t)         # a NaN it returned before is the likelier cause
             raise EnvError(f"the environment raised {type(error).__name__} in step(): "
                            f"{error}") from error
-        obs = np.asarray(obs, dtype=np.float64)
-        rewards = np.asarray(rewards, dtype=np.float64)
-        problem = (env_output_problem("observations", obs, self.limits.obs, t)
-                   or env_output_problem("rewards", rewards, self.limits.reward, t))
-        if problem:
-            raise FloatingPointError(problem)
-        return obs.astype(self.buffer.obs.dtype, copy=False), rewards, terminated, truncated
+        self._raw_obs[t + 1] = obs
+        self._raw_rewards[t] = rewards
+        return self._raw_rewards[t], terminated, truncated
+
+    def _step_sync_envs(self, t, env_actions):
+        """SyncVectorEnv.step's NEXT_STEP branch, done here: each copy steps (or, after its
+        episode ended, resets: reward 0, not terminated, not truncated), its observation goes
+        straight into raw_obs, and the vector env's own state is kept as its step() keeps it
+        (so that it saves, restores and steps on exactly as before). What is left out: the
+        infos dict, which nothing here reads, and a stacked copy of the observations per step;
+        together a third of a MuJoCo env's own step time."""
+        venv = self.env
+        obs_out = self._raw_obs[t + 1]
+        rewards, terminated, truncated = venv._rewards, venv._terminations, venv._truncations
+        for i, sub_env in enumerate(venv.envs):
+            if venv._autoreset_envs[i]:
+                venv._env_obs[i], _ = sub_env.reset()
+                rewards[i], terminated[i], truncated[i] = 0.0, False, False
+            else:
+                (venv._env_obs[i], rewards[i], terminated[i], truncated[i],
+                 _) = sub_env.step(env_actions[i])
+            obs_out[i] = venv._env_obs[i]
+        venv._autoreset_envs = np.logical_or(terminated, truncated)
+        self._raw_rewards[t] = rewards
+        return self._raw_rewards[t], terminated.copy(), truncated.copy()
+
+    def _check_env_outputs(self, steps):
+        """FloatingPointError for the first NaN, inf or value too large to train on
+        (minipg/envs/outputs.py) that the env returned in its first `steps` steps of this
+        rollout, naming the array, the step and the env."""
+        obs, rewards, limits = self._raw_obs[1:steps + 1], self._raw_rewards[:steps], self.limits
+        # The usual case: two passes, no copy (NaN fails the comparison too, below).
+        if (float(np.abs(obs).max(initial=0.0)) <= limits.obs
+                and float(np.abs(rewards).max(initial=0.0)) <= limits.reward):
+            return
+        # the earliest step with a bad value; at that step the observation is named first
+        bad_obs = (~(np.abs(obs) <= limits.obs)).reshape(steps, -1).any(axis=1)
+        bad_rewards = (~(np.abs(rewards) <= limits.reward)).any(axis=1)
+        t = int(np.flatnonzero(bad_obs | bad_rewards)[0])
+        raise FloatingPointError(env_output_problem("observations", obs[t], limits.obs, t)
+                                 or env_output_problem("rewards", rewards[t], limits.reward, t))
 
     def state(self):
         """What collect() carries from one call to the next, to continue exactly: a dict of
@@ -245,7 +329,7 @@ class RolloutCollector:
         self._episode_length[:] = state["episode_length"]
         self._reset_pending[:] = state["reset_pending"]
 
-    def _fill_values(self, b):
+    def _fill_values(self, b, normalizer=None):
         """values[t] = V(s_t) and next_values[t] = V(s_{t+1}), in one batched forward pass.
 
         Acting never needs V, so the critic runs once on all T * N observations plus the last
@@ -258,7 +342,12 @@ class RolloutCollector:
             b.next_values[:] = 0.0
             return
         T, N = b.rewards.shape
-        last_obs = self.policy.normalize_input(self.obs)         # as the next rollout will see it
+        last_obs = self.obs.copy()           # normalised as the rollout's rows were
+        if normalizer is not None:
+            mean, scale, clip_obs = normalizer
+            last_obs -= mean
+            last_obs *= scale
+            np.clip(last_obs, -clip_obs, clip_obs, out=last_obs)
         all_obs = np.concatenate([b.obs.reshape(T * N, -1), last_obs])
         all_values = self.value_fn.predict(all_obs)
         b.values[:] = all_values[:T * N].reshape(T, N)

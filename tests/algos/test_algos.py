@@ -167,11 +167,11 @@ class RecordingOptimizer:
         self.params, self.learning_rate, self.n_policy = params, learning_rate, n_policy
         self.grads, self.at = [], []
 
-    def step(self, grad):
+    def step(self, grad, grad_checked=False):
         self.grads.append(grad.copy())
         self.at.append(self.params.copy())
         if self.inner is not None:
-            self.inner.step(grad)
+            self.inner.step(grad, grad_checked=grad_checked)
 
     @property
     def policy_grads(self):

@@ -42,7 +42,7 @@ class RecordingOptimizer:
     def __init__(self, params):
         self.params, self.grads = params, []
 
-    def step(self, grad):
+    def step(self, grad, grad_checked=False):
         self.grads.append(grad.copy())
 
 

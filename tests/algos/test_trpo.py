@@ -262,10 +262,10 @@ class RecordingAdam(Adam):
         super().__init__(params, learning_rate)
         self.grads, self.at = [], []
 
-    def step(self, grad):
+    def step(self, grad, grad_checked=False):
         self.grads.append(grad.copy())
         self.at.append(self.params.copy())
-        super().step(grad)
+        super().step(grad, grad_checked=grad_checked)
 
 
 def test_the_critic_fit_steps_on_shuffled_minibatches_of_the_lambda_returns():

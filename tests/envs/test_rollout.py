@@ -222,3 +222,34 @@ def test_an_exception_or_a_nan_from_the_env_is_named_as_the_envs():
     env.step = nan_at_env_2
     with pytest.raises(FloatingPointError, match=r"observations\[\(0, 2, 1\)\] = nan \(env 2\)"):
         collector_for(env).collect()
+
+
+def test_stepping_a_sync_vector_envs_copies_directly_is_its_step_exactly(monkeypatch):
+    """The collector steps a SyncVectorEnv's copies itself (no infos dict, no stacked copy per
+    step); the rollouts, the episodes and the vector env's own state are what its step() gives."""
+    from minipg.envs import rollout as rollout_module
+
+    def collect_twice(direct):
+        monkeypatch.setattr(rollout_module, "_steps_its_envs_itself",
+                            lambda env: direct and type(env) is gym.vector.SyncVectorEnv)
+        env = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync")
+        policy = CategoricalPolicy(4, 2, (8,), rng=1)
+        collector = RolloutCollector(env, policy, ValueFunction(4, (8,), rng=2), 40,
+                                     np.random.default_rng(0), seed=0)
+        buffers = []
+        for _ in range(2):                   # episodes end and reset inside the rollouts
+            b = collector.collect()
+            buffers.append({name: np.copy(getattr(b, name)) for name in
+                            ("obs", "actions", "log_prob", "rewards", "terminated", "truncated",
+                             "mask", "values", "next_values")})
+            buffers[-1]["episodes"] = (list(b.episode_returns), list(b.episode_lengths))
+        return buffers, env._autoreset_envs.copy(), np.stack(env._env_obs)
+
+    (direct, direct_reset, direct_obs), (stepped, stepped_reset, stepped_obs) = (
+        collect_twice(True), collect_twice(False))
+    assert any(len(d["episodes"][0]) for d in direct)
+    for d, s in zip(direct, stepped):
+        for name in d:
+            np.testing.assert_array_equal(d[name], s[name], err_msg=name)
+    np.testing.assert_array_equal(direct_reset, stepped_reset)
+    np.testing.assert_array_equal(direct_obs, stepped_obs)

@@ -26,10 +26,10 @@ class RecordingAdam(Adam):
         super().__init__(params, learning_rate)
         self.grads, self.at = [], []
 
-    def step(self, grad):
+    def step(self, grad, grad_checked=False):
         self.grads.append(grad.copy())
         self.at.append(self.params.copy())
-        super().step(grad)
+        super().step(grad, grad_checked=grad_checked)
 
 
 def test_each_step_of_the_update_is_the_gradient_of_the_clipped_loss_plus_vf_coef_value_loss():

@@ -43,19 +43,25 @@ def raw_observations(env):
 def test_observation_statistics_are_those_of_the_states_acted_on_in_real_transitions():
     env = make_env()
     policy = CategoricalPolicy(OBS_DIM, 2, (8,), rng=1, norm_obs=True, clip_obs=5.0)
-    b = RolloutCollector(env, policy, ValueFunction(OBS_DIM, (8,), rng=2), T,
-                         np.random.default_rng(0), seed=0).collect()
+    collector = RolloutCollector(env, policy, ValueFunction(OBS_DIM, (8,), rng=2), T,
+                                 np.random.default_rng(0), seed=0)
+    b = collector.collect()
     raw = raw_observations(env)
     real = raw[EXPECTED_MASK]                 # the final observations of reset rows are out
     assert policy.obs_rms.count == EXPECTED_MASK.sum() < T * N
     np.testing.assert_allclose(policy.obs_rms.mean, real.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(policy.obs_rms.var, real.var(axis=0), rtol=1e-9)
-    # Row t holds the network's input: raw observations normalised with the statistics of
-    # rows 0..t (updated, then applied, as the observation arrives).
-    for t in (0, 3, T - 1):
-        stats = RunningMeanStd((OBS_DIM,))
-        stats.update(raw[:t + 1][EXPECTED_MASK[:t + 1]])
-        np.testing.assert_allclose(b.obs[t], normalize_obs(raw[t], stats, 5.0), rtol=1e-12)
+    # Every row holds the network's input: the raw observation normalised with the statistics
+    # as they stood at the start of the rollout (updated once, after it). The first rollout's
+    # are the empty statistics, mean 0 and variance 1: clipping only (none needed here).
+    np.testing.assert_allclose(b.obs, normalize_obs(raw, RunningMeanStd((OBS_DIM,)), 5.0),
+                               rtol=1e-12)
+    # The next rollout is normalised with the first one's statistics.
+    after_first = RunningMeanStd.from_state(policy.obs_rms.state("s/"), "s/")
+    b = collector.collect()
+    raw_next = np.stack(env.returned_obs[T - 1:2 * T - 1])
+    np.testing.assert_allclose(b.obs, normalize_obs(raw_next, after_first, 5.0), rtol=1e-12)
+    assert policy.obs_rms.count > after_first.count
 
 
 def test_scaled_rewards_train_while_the_reported_returns_are_the_envs_own():
@@ -64,18 +70,41 @@ def test_scaled_rewards_train_while_the_reported_returns_are_the_envs_own():
     collector = RolloutCollector(env, policy, None, T, np.random.default_rng(0), seed=0,
                                  reward_scaler=RewardScaler(N, 0.9, clip_reward=1e9))
     b = collector.collect()
-    # Replay the same rewards and ends through a fresh scaler: the stored rewards are its output.
-    replay, raw = RewardScaler(N, 0.9, clip_reward=1e9), np.zeros((T, N))
-    k = np.zeros(N, int)
+    # The same rewards and ends: R_t = 0.9 R_{t-1} + r_t, restarted after an end; every
+    # reward of the rollout is divided by the std of R over its real steps (updated once).
+    raw, returns = np.zeros((T, N)), np.zeros((T, N))
+    k, running = np.zeros(N, int), np.zeros(N)
     for t in range(T):
         raw[t] = np.where(EXPECTED_MASK[t], transition_reward(np.arange(N), k), 0.0)
         k = np.where(EXPECTED_MASK[t], k + 1, 0)
-        k[b.terminated[t] | b.truncated[t]] = 0
-        expected = replay.scale(raw[t], b.terminated[t] | b.truncated[t], EXPECTED_MASK[t])
-        np.testing.assert_allclose(b.rewards[t], expected, rtol=1e-12)
+        done = b.terminated[t] | b.truncated[t]
+        k[done] = 0
+        running = 0.9 * running + raw[t]
+        returns[t] = running
+        running[done] = 0.0
+    expected = raw / np.sqrt(returns[EXPECTED_MASK].var() + 1e-8)
+    np.testing.assert_allclose(b.rewards, expected, rtol=1e-12)
+    assert collector.reward_scaler.stats.count == EXPECTED_MASK.sum()
+    np.testing.assert_allclose(collector.reward_scaler.returns, running, rtol=1e-12)
     assert not np.allclose(b.rewards, raw)
     # Env 0 terminates after 3 transitions: its episodes return 1 + 1.5 + 2 = 4.5, unscaled.
     assert 4.5 in b.episode_returns and set(b.episode_returns) <= {4.5, 2 * (1 + 1.5)}
+
+
+def test_a_rollouts_scaling_keeps_the_per_step_return_recurrence():
+    """scale_rollout's R_t are scale()'s, step for step; only the divisor is shared."""
+    rng = np.random.default_rng(3)
+    rewards = rng.normal(size=(50, 4))
+    dones = rng.random((50, 4)) < 0.1
+    real = rng.random((50, 4)) < 0.9
+    per_step, batched = RewardScaler(4, 0.97), RewardScaler(4, 0.97)
+    for t in range(50):
+        per_step.scale(rewards[t], dones[t], real[t])
+    scaled = batched.scale_rollout(rewards, dones, real)
+    np.testing.assert_allclose(batched.returns, per_step.returns, rtol=1e-12)
+    assert batched.stats.count == per_step.stats.count == real.sum()
+    np.testing.assert_allclose(batched.stats.var, per_step.stats.var, rtol=1e-9)
+    np.testing.assert_allclose(scaled, rewards / np.sqrt(per_step.stats.var + 1e-8), rtol=1e-9)
 
 
 def test_act_normalises_raw_observations_and_never_updates_the_statistics():
