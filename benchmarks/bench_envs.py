@@ -184,7 +184,8 @@ def print_table(results):
               f"{summary['iqm']:>8.1f} {_interval(*summary['iqm_ci']):<17}"
               f"{np.mean(row['deterministic']):>8.1f}{row['target']:>8}{met:>7}  "
               f"{row['reference']:<40}{row['rate']:>9,.0f}{row['bare']:>10,.0f}")
-        print(f"{'':<26}per seed {', '.join(f'{s}: {m:.1f}' for s, m in zip(row['seeds'], row['means']))}")
+        per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(row["seeds"], row["means"]))
+        print(f"{'':<26}per seed {per_seed}")
 
 
 def figure(results, path):
