@@ -14,7 +14,15 @@ that end solved, the median steps to the first solve, and the wall time. One pro
     python benchmarks/bench_seeds.py --algo trpo --seeds 0-49 --jobs 2
     python benchmarks/bench_seeds.py --algo a2c --steps 300000 --seeds 0-49 --jobs 2
     python benchmarks/bench_seeds.py --algo ppo --seeds 0-9 --hp norm_adv=False   # try settings
+    python benchmarks/bench_seeds.py --trace 0 --hp norm_adv=True norm_reward=False \
+        anneal_lr=True                                       # one run, iteration by iteration
     python benchmarks/bench_seeds.py --smoke                 # seconds: what CI runs
+
+--trace SEED (PPO, A2C, TRPO) prints one line per iteration of one run: the spread of the raw
+GAE advantages (before any normalisation), how many episodes failed (terminated) and hit the
+time limit (truncated) in the rollout, the update's approx_kl, clip fraction, entropy and value
+loss from progress.csv, and the 20-episode evaluation every 4 iterations. That is how the late
+collapse of the old PPO defaults was diagnosed (benchmarks/README.md).
 
 Exit status 0 when every seed ends solved (--smoke: when the script ran through).
 """
@@ -33,6 +41,7 @@ import numpy as np
 
 import minipg
 from minipg.algos.registry import ALGOS
+from minipg.core.returns import gae
 from minipg.run.evaluate import evaluate
 
 ENV_ID = "CartPole-v1"
@@ -89,6 +98,51 @@ def run_seed(algo, seed, steps, hyperparameters, eval_every=0):
             "train_return": float(last["mean_return"]), "train_seconds": last["wall_clock"]}
 
 
+def trace(algo, seed, steps, hyperparameters):
+    """One run, iteration by iteration (see the module docstring); returns its final mean."""
+    module = ALGOS[algo]
+    if getattr(module, "COLLECTS", None) != "rollout" or not hasattr(module.Config, "lam"):
+        raise SystemExit(f"--trace needs an algorithm with a critic and GAE, not {algo}")
+    update, rollouts, evaluations = module.update, [], {}
+
+    def traced_update(rollout, *args, **kwargs):
+        # The measurement only reads the rollout, before the algorithm's own update runs.
+        config = args[3]
+        advantages = gae(rollout.rewards, rollout.values, rollout.next_values,
+                         rollout.terminated, rollout.truncated, config.gamma, config.lam)
+        rollouts.append((float(advantages[rollout.mask].std()), int(rollout.terminated.sum()),
+                         int(rollout.truncated.sum())))
+        return update(rollout, *args, **kwargs)
+
+    def check(record, policy):
+        if record["iteration"] % 4 == 0:
+            evaluations[record["iteration"]] = evaluate(policy, ENV_ID, EVAL_EPISODES,
+                                                        seed=10_000 + seed).mean()
+        return False
+
+    module.update = traced_update
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = minipg.train(ENV_ID, algo, steps, seed, run_dir=os.path.join(tmp, "run"),
+                                  callback=check, log_every=-1, checkpoint_every=1e9,
+                                  **hyperparameters)
+            final = evaluate(result.policy, ENV_ID, EVAL_EPISODES, seed=10_000 + seed)
+    finally:
+        module.update = update
+    print(f"{'iter':>4} {'env steps':>9} {'train return':>12} {'adv std':>8} {'failed':>6} "
+          f"{'limit':>5} {'approx_kl':>9} {'clip frac':>9} {'entropy':>7} {'value loss':>10} "
+          f"{'eval':>6}")
+    for record, (spread, failed, limit) in zip(result.history, rollouts):
+        shown = evaluations.get(record["iteration"])
+        kl, clip_frac = record.get("approx_kl", np.nan), record.get("clip_frac", np.nan)
+        print(f"{record['iteration']:>4} {record['env_steps']:>9,} "
+              f"{record['mean_return']:>12.1f} {spread:>8.4f} {failed:>6} {limit:>5} "
+              f"{kl:>9.4f} {clip_frac:>9.3f} {record['entropy']:>7.3f} "
+              f"{record['value_loss']:>10.4g} {'' if shown is None else f'{shown:6.1f}'}")
+    print(f"final {EVAL_EPISODES}-episode evaluation: {final.mean():.1f}")
+    return float(final.mean())
+
+
 def summary(rows):
     """(number of seeds ending solved, median env steps to the first solve over the seeds that
     solved, number of seeds that solved at some point)."""
@@ -111,6 +165,9 @@ def main(argv=None):
                              "iteration)")
     parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
                         help="hyperparameters over the defaults and the preset")
+    parser.add_argument("--trace", type=int, default=None, metavar="SEED",
+                        help="print one run iteration by iteration (advantage spread, failures, "
+                             "approx_kl, clip fraction, ...) instead of the seed table")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds: seeds 0 1, 3,072 steps, two jobs (checks the script)")
     args = parser.parse_args(argv)
@@ -121,6 +178,9 @@ def main(argv=None):
     if args.smoke:
         seeds, steps, args.jobs = [0, 1], 3_072, 2
     hyperparameters = parse_hyperparameters(args.hp)
+    if args.trace is not None:
+        final = trace(args.algo, args.trace, 3_072 if args.smoke else steps, hyperparameters)
+        return args.smoke or final >= SOLVED
 
     shown = " ".join(args.seeds) if not args.smoke else "0 1"
     print(f"minipg {args.algo} on {ENV_ID}: {steps:,} env steps, seeds {shown}, "
