@@ -66,6 +66,7 @@ PENDULUM_PPO = dict(
     max_grad_norm=0.5,         # the global norm over policy + value gradients
     norm_adv=True,             # advantages to mean 0, std 1 per minibatch
     norm_reward=False,         # rewards as the env gives them (gamma 0.9 keeps V within [-163, 0])
+    adam_eps=1e-5,             # Adam's epsilon
     hidden_sizes=(64, 64),     # tanh MLPs for mu(s) and V(s)
 )
 
