@@ -1,17 +1,21 @@
 """minipg's presets on standard benchmarks, beside the published results.
 
-For each env: train PPO with its preset (minipg/run/presets.py) on seeds 0, 1, 2 for the env's
-step budget, then evaluate each final policy on 20 episodes of the stochastic policy (the env's
-own rewards, seeds 10_000 + seed). The table gives the mean +- std over the seeds of those
-20-episode means, each seed's mean, the same for the deterministic policy (the mean action: how
-rl-zoo evaluates), the target, and the published reference with its source.
-Throughput is env steps per second of training (collection and updates), set beside the bare
-env measured in the same run: one env in this process, stepped with random actions.
+For each env: train PPO with its preset (minipg/run/presets.py) on seeds 0, 1, 2 (or --seeds)
+for the env's step budget, one process per run, --jobs of them at a time; then evaluate each
+final policy on 20 episodes of the stochastic policy (the env's own rewards, seeds
+10_000 + seed). Per env the table gives each seed's 20-episode mean, their mean with a 95%
+bootstrap confidence interval over the seeds, their interquartile mean (IQM, the mean of the
+middle half of the seeds) with its own bootstrap interval (benchmarks/stats.py), the mean of
+the deterministic policy (the mean action: how rl-zoo evaluates), the target and on how many
+seeds it is met, and the published reference with its source. Throughput is env steps per
+second of training (collection and updates), set beside the bare env measured in the same run:
+one env in this process, stepped with random actions. The wall time of the whole command is
+printed at the end; the table is also written as Markdown (--out-table).
 
-    python benchmarks/bench_envs.py --envs Acrobot-v1 Pendulum-v1
+    python benchmarks/bench_envs.py --envs Acrobot-v1 Pendulum-v1 --jobs 2
     python benchmarks/bench_envs.py --envs Hopper-v5 --seeds 0     # one seed of one env
     python benchmarks/bench_envs.py --table --figure docs/bench_envs.png   # what is recorded
-    python benchmarks/bench_envs.py --smoke        # seconds, in a temporary directory: CI's check
+    python benchmarks/bench_envs.py --smoke                       # seconds: what CI runs
     python benchmarks/bench_envs.py --envs MountainCarContinuous-v0 --no-preset \
         --hp noise_correlation=0.95 --results runs/mcc/results.json --runs-dir runs/mcc
 
@@ -28,8 +32,13 @@ import argparse
 import ast
 import json
 import os
+import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")     # before NumPy loads: runs in parallel, not threads
 
 import gymnasium as gym
 import numpy as np
@@ -38,10 +47,14 @@ import minipg
 from minipg.run import presets
 from minipg.run.files import atomic_write
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stats  # noqa: E402  (benchmarks/stats.py, beside this script)
+
 EVAL_EPISODES = 20
 
 # env: (env steps, target mean, reference mean, reference std, reference steps, source)
 BENCHMARKS = {
+    "CartPole-v1": (100_000, 475, 500.0, 0.0, "100k", "rl-zoo, v1"),
     "Acrobot-v1": (500_000, -90, -73.5, 18.2, "1M", "rl-zoo, v1"),
     "Pendulum-v1": (300_000, -200, -172.2, 104.2, "100k", "rl-zoo, gSDE"),
     "LunarLander-v3": (1_000_000, 230, 242.1, 31.8, "1M", "rl-zoo, v2"),
@@ -75,18 +88,22 @@ def settings_of(env_id, use_preset, hyperparameters):
                              **hyperparameters})
 
 
-def run_one(env_id, seed, runs_dir, use_preset, hyperparameters):
-    steps = BENCHMARKS[env_id][0]
+def run_one(env_id, seed, runs_dir, use_preset, hyperparameters, steps=None):
+    """Train one (env, seed) and evaluate its final policy; runs in a worker process."""
+    steps = steps or BENCHMARKS[env_id][0]
     run_dir = os.path.join(runs_dir, f"{env_id}-seed{seed}")
     result = minipg.train(env_id, "ppo", steps, seed, run_dir=run_dir, overwrite=True,
-                          log_every=30, preset=use_preset, **hyperparameters)
+                          log_every=-1, preset=use_preset, **hyperparameters)
     last = result.history[-1]
     returns = minipg.evaluate(result.run_dir, env_id, EVAL_EPISODES, seed=10_000 + seed)
+    deterministic = minipg.evaluate(result.run_dir, env_id, EVAL_EPISODES, seed=10_000 + seed,
+                                    deterministic=True)
     return {"env_steps": last["env_steps"], "train_seconds": last["wall_clock"],
+            "eval_deterministic_mean": float(deterministic.mean()),
             "steps_per_second": last["env_steps"] / last["wall_clock"],
             "eval_mean": float(returns.mean()), "eval_std": float(returns.std()),
             "preset": result.config.preset, "run_dir": result.run_dir,
-            "settings": settings_of(env_id, use_preset, hyperparameters)}
+            "settings": settings_of(env_id, use_preset, hyperparameters), "budget": steps}
 
 
 def deterministic_mean(env_id, seed, record):
@@ -111,26 +128,64 @@ def save(path, results):
         json.dump(results, f, indent=1, sort_keys=True)
 
 
-def print_table(results):
-    print(f"{'env':<26}{'steps':>7}  {'minipg, stochastic':>18}  {'per seed':<22}"
-          f"{'deterministic':>15}{'target':>8}  {'reference (source)':<40}{'steps/s':>9}"
-          f"{'bare env':>10}")
+def rows_of(results):
+    """One dict per env with recorded runs: the per-seed finals and their aggregates."""
+    rows = []
     for env_id, (steps, target, ref_mean, ref_std, ref_steps, source) in BENCHMARKS.items():
         runs = results.get(env_id, {}).get("seeds", {})
         if not runs:
             continue
-        means = np.array([runs[s]["eval_mean"] for s in sorted(runs)])
-        rate = np.median([runs[s]["steps_per_second"] for s in runs])
-        bare = results[env_id].get("bare_env_steps_per_second", float("nan"))
-        met = "met" if means.mean() >= target else "not met"
-        per_seed = ", ".join(f"{m:.0f}" for m in means)
-        deterministic = np.array([runs[s].get("eval_deterministic_mean", np.nan)
-                                  for s in sorted(runs)])
-        print(f"{env_id:<26}{steps / 1e3:>6.0f}k  {means.mean():>9.1f} +- {means.std():<6.1f}  "
-              f"{per_seed:<22}{deterministic.mean():>8.1f} +- {deterministic.std():<4.0f}"
-              f"{target:>8}  "
-              f"{f'{ref_mean:.1f} +- {ref_std:.1f} at {ref_steps} ({source})':<40}"
-              f"{rate:>9,.0f}{bare:>10,.0f}   {met} ({len(means)} seed(s))")
+        seeds = sorted(runs, key=int)
+        means = np.array([runs[s]["eval_mean"] for s in seeds])
+        deterministic = np.array([runs[s].get("eval_deterministic_mean", np.nan) for s in seeds])
+        budget = runs[seeds[0]].get("budget", steps)
+        rows.append(dict(
+            env_id=env_id, steps=budget, seeds=seeds, means=means, target=target,
+            summary=stats.summarize(means), deterministic=deterministic,
+            met=int(np.sum(means >= target)),
+            reference=f"{ref_mean:.1f} +- {ref_std:.1f} at {ref_steps} ({source})",
+            rate=float(np.median([runs[s]["steps_per_second"] for s in seeds])),
+            bare=results[env_id].get("bare_env_steps_per_second", float("nan"))))
+    return rows
+
+
+def _interval(low, high):
+    return f"[{low:.1f}, {high:.1f}]"
+
+
+def markdown_table(rows):
+    """The table as Markdown (what --out-table writes and the READMEs show)."""
+    lines = ["| env | steps | seeds | per seed (stochastic) | mean [95% CI] | IQM [95% CI] | "
+             "deterministic mean | target: seeds met | reference (source) | steps/s | "
+             "bare env steps/s |",
+             "|---|---:|---|---|---|---|---:|---|---|---:|---:|"]
+    for row in rows:
+        summary = row["summary"]
+        lines.append(
+            f"| {row['env_id']} | {row['steps'] / 1e3:.0f}k | {', '.join(row['seeds'])} | "
+            f"{', '.join(f'{m:.0f}' for m in row['means'])} | "
+            f"{summary['mean']:.1f} {_interval(*summary['mean_ci'])} | "
+            f"{summary['iqm']:.1f} {_interval(*summary['iqm_ci'])} | "
+            f"{np.mean(row['deterministic']):.1f} | "
+            f"{row['target']}: {row['met']}/{len(row['means'])} | {row['reference']} | "
+            f"{row['rate']:,.0f} | {row['bare']:,.0f} |")
+    return "\n".join(lines)
+
+
+def print_table(results):
+    print(f"{'env':<26}{'steps':>7} {'seeds':>5}  {'mean [95% CI]':<26}{'IQM [95% CI]':<26}"
+          f"{'determ.':>8}{'target':>8}{'met':>7}  {'reference (source)':<40}{'steps/s':>9}"
+          f"{'bare env':>10}")
+    for row in rows_of(results):
+        summary = row["summary"]
+        met = f"{row['met']}/{len(row['means'])}"
+        print(f"{row['env_id']:<26}{row['steps'] / 1e3:>6.0f}k {len(row['means']):>5}  "
+              f"{summary['mean']:>8.1f} {_interval(*summary['mean_ci']):<17}"
+              f"{summary['iqm']:>8.1f} {_interval(*summary['iqm_ci']):<17}"
+              f"{np.mean(row['deterministic']):>8.1f}{row['target']:>8}{met:>7}  "
+              f"{row['reference']:<40}{row['rate']:>9,.0f}{row['bare']:>10,.0f}")
+        per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(row["seeds"], row["means"]))
+        print(f"{'':<26}per seed {per_seed}")
 
 
 def figure(results, path):
@@ -167,12 +222,17 @@ def figure(results, path):
     plt.close(fig)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at a time, one process each (default 1)")
     parser.add_argument("--runs-dir", default="runs/bench_envs")
     parser.add_argument("--results", default="runs/bench_envs/results.json")
+    parser.add_argument("--out-table", default=None, metavar="MD",
+                        help="write the table as Markdown here (default: table.md beside "
+                             "--results)")
     parser.add_argument("--table", action="store_true", help="print the recorded table only")
     parser.add_argument("--figure", default=None, metavar="PNG",
                         help="also draw the learning curves of the recorded runs")
@@ -181,41 +241,70 @@ def main():
     parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings over the preset (use another --results and --runs-dir)")
     parser.add_argument("--smoke", action="store_true",
-                        help="Pendulum-v1, seed 0, 2,048 steps, results in a temporary directory: "
-                             "checks that the script runs")
-    args = parser.parse_args()
+                        help="seconds: CartPole-v1, seeds 0 1, 2,048 steps, 2 jobs, into a "
+                             "temporary folder (table and figure included); what CI runs")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.smoke:
-        scratch = tempfile.mkdtemp(prefix="bench_envs_smoke")
-        args.envs, args.seeds = ["Pendulum-v1"], [0]
-        args.runs_dir, args.results = scratch, os.path.join(scratch, "results.json")
-        BENCHMARKS["Pendulum-v1"] = (2_048,) + BENCHMARKS["Pendulum-v1"][1:]
+        with tempfile.TemporaryDirectory() as tmp:
+            return run(args, envs=["CartPole-v1"], seeds=[0, 1], jobs=2, steps=2_048,
+                       runs_dir=os.path.join(tmp, "runs"),
+                       results_path=os.path.join(tmp, "results.json"),
+                       figure_path=os.path.join(tmp, "bench_envs.png"), bare_seconds=0.2)
+    return run(args, args.envs, args.seeds, args.jobs, None, args.runs_dir, args.results,
+               args.figure, 2.0)
+
+
+def run(args, envs, seeds, jobs, steps, runs_dir, results_path, figure_path, bare_seconds):
+    start = time.perf_counter()
     hyperparameters = {name: ast.literal_eval(value)
                        for name, _, value in (pair.partition("=") for pair in args.hp)}
-    os.makedirs(args.runs_dir, exist_ok=True)
-    results = load(args.results)
+    os.makedirs(runs_dir, exist_ok=True)
+    results = load(results_path)
     if not args.table:
-        for env_id in args.envs:
+        todo = []
+        for env_id in envs:
             entry = results.setdefault(env_id, {"seeds": {}})
-            entry["bare_env_steps_per_second"] = bare_env_steps_per_second(env_id)
+            entry["bare_env_steps_per_second"] = bare_env_steps_per_second(env_id, bare_seconds)
+            entry["preset"] = presets.preset_name(env_id, "ppo")
             settings = settings_of(env_id, args.preset, hyperparameters)
-            for seed in args.seeds:
+            budget = steps or BENCHMARKS[env_id][0]
+            for seed in seeds:
                 record = entry["seeds"].get(str(seed))
-                if record is not None and record.get("settings", settings) == settings:
+                if (record is not None and record.get("settings", settings) == settings
+                        and record.get("budget", budget) == budget):
                     continue                       # recorded, with the preset as it is now
-                entry["seeds"][str(seed)] = run_one(env_id, seed, args.runs_dir, args.preset,
-                                                    hyperparameters)
-                entry["preset"] = presets.preset_name(env_id, "ppo")
-                save(args.results, results)
-                print(f"{env_id} seed {seed}: {entry['seeds'][str(seed)]}", flush=True)
+                todo.append((env_id, seed))
+        print(f"{len(todo)} run(s) to train, {jobs} at a time", flush=True)
+        # One fresh process per run (max_tasks_per_child=1): nothing carries between runs.
+        with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=1) as pool:
+            futures = {pool.submit(run_one, env_id, seed, runs_dir, args.preset,
+                                   hyperparameters, steps): (env_id, seed)
+                       for env_id, seed in todo}
+            for future, (env_id, seed) in futures.items():
+                record = future.result()
+                results[env_id]["seeds"][str(seed)] = record
+                save(results_path, results)        # after each run: a long benchmark resumes
+                print(f"{env_id} seed {seed}: stochastic {record['eval_mean']:.1f}, "
+                      f"deterministic {record['eval_deterministic_mean']:.1f}, "
+                      f"{record['train_seconds']:.1f} s of training", flush=True)
     for env_id, entry in results.items():
         for seed, record in entry["seeds"].items():
             deterministic_mean(env_id, int(seed), record)
-    save(args.results, results)
+    save(results_path, results)
     print_table(results)
-    if args.figure:
-        figure(results, args.figure)
-        print(f"wrote {args.figure}")
+    out_table = args.out_table or os.path.join(os.path.dirname(results_path) or ".",
+                                               "table.md")
+    with atomic_write(out_table, "w", encoding="utf-8") as f:
+        f.write(markdown_table(rows_of(results)) + "\n")
+    print(f"wrote {out_table}")
+    if figure_path:
+        figure(results, figure_path)
+        print(f"wrote {figure_path}")
+    print(f"wall time {time.perf_counter() - start:.1f} s ({jobs} job(s))")
+    return True
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main() else 1)

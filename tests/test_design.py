@@ -2,7 +2,7 @@
 down the layers; no import cycle between modules; no minipg module imported inside a function
 (the compiled kernels' loader aside); every package says what it holds and what it may import.
 No exception list: a new import that breaks a rule fails here. And tests/ mirrors the tree: a
-folder per package (and examples/), shared helpers in tests/helpers, none named like a module of
+folder per package (and examples/ and benchmarks/), shared helpers in tests/helpers, none named like a module of
 minipg (tests/helpers is on sys.path, where such a helper would hide or be hidden by the module)."""
 import ast
 import pathlib
@@ -139,5 +139,5 @@ def test_every_folder_of_tests_is_named_after_a_package_of_minipg():
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     folders = {p.name for p in TESTS.iterdir()
                if p.is_dir() and not p.name.startswith((".", "__"))}
-    stray = sorted(folders - packages - {"helpers", "examples"})
+    stray = sorted(folders - packages - {"helpers", "examples", "benchmarks"})
     assert not stray, f"folders of tests/ named after no package of minipg: {stray}"

@@ -52,6 +52,10 @@ class RunConfig:
     """Arithmetic of the networks, their parameters and the optimizer state: "float32" (about
     twice as fast on the matmuls, like torch's default) or "float64" (what the gradient checks
     use)."""
+    adam_eps: float = 1e-5
+    """epsilon of Adam's step m_hat / (sqrt(v_hat) + eps): where gradients fall below it (a
+    solved task, advantages that vanish) the steps shrink with them instead of being rescaled
+    to full size."""
     eval_episodes: int = 0
     """Episodes of the stochastic policy to evaluate at the end of training (0: none)."""
     eval_max_episode_steps: int = 10_000
@@ -79,6 +83,7 @@ class RunConfig:
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
         check_choice("dtype", self.dtype, ("float32", "float64"))
+        check_real("adam_eps", self.adam_eps, 0.0, low_inclusive=False)
         check_int("eval_episodes", self.eval_episodes, 0)
         check_int("eval_max_episode_steps", self.eval_max_episode_steps, 1)
         check_real("log_every", self.log_every)
@@ -190,9 +195,16 @@ def make_config(config_class, **values):
     return config
 
 
+SAVED_BEFORE = {"adam_eps": 1e-5}
+"""Fields added after runs were saved without them, and the value those runs used."""
+
+
 def config_from_dict(config_class, values):
-    """The config saved by to_json, once parsed (JSON turned the hidden_sizes tuple into a list)."""
-    return config_class(**{**values, "hidden_sizes": tuple(values["hidden_sizes"])})
+    """The config saved by to_json, once parsed (JSON turned the hidden_sizes tuple into a list).
+    A field the saved config lacks takes the value the run used (SAVED_BEFORE), not today's
+    default, so that an old run resumes as it would have."""
+    return config_class(**{**SAVED_BEFORE, **values,
+                           "hidden_sizes": tuple(values["hidden_sizes"])})
 
 
 def config_from_json(config_class, text):

@@ -37,14 +37,32 @@ RESET_ENVS_EACH_ROLLOUT = False
 
 @dataclass
 class Config(ActorCriticConfig):
-    # Defaults tuned on CartPole-v1 (benchmarks/bench_cartpole.py): close to rl-zoo's tuned
-    # PPO (gamma 0.98, lam 0.8, many epochs on a small batch), with twice the envs per step
-    # call and a larger learning rate, so that seeds 0-2 solve it within ~15k env steps.
+    # Defaults tuned on CartPole-v1 (benchmarks/bench_cartpole.py, benchmarks/bench_seeds.py):
+    # close to rl-zoo's tuned PPO (gamma 0.98, lam 0.8, many epochs on a small batch), with
+    # twice the envs per step call and a larger learning rate.
     num_envs: int = 16
     num_steps: int = 32
     gamma: float = 0.98
     learning_rate: float = 3e-3
     lam: float = 0.8
+    # Advantages are NOT normalised per minibatch: once CartPole is solved every episode runs
+    # to the time limit, the critic fits the returns almost exactly and the advantages shrink
+    # to the critic's noise (std ~0.005 against ~1 while learning). Normalising blew that noise
+    # up to unit scale and PPO kept taking full-size steps on it (approx_kl up to 0.1, a quarter
+    # of the ratios clipped) until the policy broke. Unnormalised, the step shrinks with the
+    # signal (Adam's second moment still remembers the larger gradients of learning). The
+    # rewards are scaled instead (norm_reward), so the critic's targets are near unit scale,
+    # not up to 1 / (1 - gamma) = 50. And the learning rate stays constant: with the step
+    # already shrinking with the signal, annealing it to 0 only left a slow seed unable to
+    # finish (benchmarks/README.md, "Does every seed end solved?").
+    norm_adv: bool = False
+    norm_reward: bool = True
+    anneal_lr: bool = False
+    # Unnormalised advantages keep shrinking while CartPole stays solved (std 0.006 -> 0.0005
+    # over 300k steps), and Adam's second moment forgets the gradients of learning within ~50
+    # updates: with eps 1e-5 its steps grew back to full size on the noise (approx_kl up to 1.9
+    # at 190-230k steps) and broke seeds 4 and 8 by 300k. eps 1e-4 sits above those gradients.
+    adam_eps: float = 1e-4
     update_epochs: int = 10
     """K, passes over the batch per rollout."""
     num_minibatches: int = 2

@@ -117,7 +117,7 @@ def build(config, module, factory=None):
         optimized_params = getattr(module, "optimized_params", None)
         params = (optimized_params(policy, value_fn) if optimized_params
                   else join_params(policy, value_fn) if value_fn else policy.params)
-        optimizers = {"optim": Adam(params, config.learning_rate, eps=1e-5)}
+        optimizers = {"optim": Adam(params, config.learning_rate, eps=config.adam_eps)}
         sample_rng = np.random.default_rng(sample_seed)
         if module.COLLECTS == "groups":
             collector = GroupCollector(env, policy, config.num_groups, config.group_size,

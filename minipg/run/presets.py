@@ -9,8 +9,10 @@ generic defaults instead.
 
 The generic defaults (the Config classes in minipg/algos/) are what they are: minipg's own
 settings, tuned on CartPole-v1 only (PPO: rl-zoo's CartPole settings with more envs and a
-larger learning rate). They are aggressive (learning rate 3e-3, gamma 0.98, lambda 0.8) and are
-a starting point, not a recommendation, for any other env.
+larger learning rate, held constant; advantages left unnormalised and rewards scaled instead).
+They are aggressive (learning rate 3e-3, gamma 0.98, lambda 0.8) and are a starting point, not
+a recommendation, for any other env. Every other preset states anneal_lr, norm_adv,
+norm_reward and adam_eps itself, so that it does not move when the generic defaults do.
 
 Where the values come from:
 
@@ -27,13 +29,15 @@ Measured with these presets: benchmarks/bench_envs.py (the README shows its tabl
 """
 
 _SB3_PPO = dict(learning_rate=3e-4, anneal_lr=False, gamma=0.99, lam=0.95, update_epochs=10,
-                clip_coef=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5)
+                clip_coef=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, norm_adv=True,
+                norm_reward=False, adam_eps=1e-5)
 """Stable-Baselines3's PPO defaults: what an rl-zoo entry does not set."""
 
 _CLEANRL_MUJOCO = dict(num_envs=1, num_steps=2048, learning_rate=3e-4, anneal_lr=True,
                        gamma=0.99, lam=0.95, update_epochs=10, num_minibatches=32,
                        clip_coef=0.2, clip_vloss=True, ent_coef=0.0, vf_coef=0.5,
-                       max_grad_norm=0.5, norm_obs=True, norm_reward=True)
+                       max_grad_norm=0.5, norm_adv=True, norm_obs=True, norm_reward=True,
+                       adam_eps=1e-5)
 
 _LUNAR = dict(_SB3_PPO, num_envs=16, num_steps=1024, num_minibatches=256, update_epochs=4,
               gamma=0.999, lam=0.98, ent_coef=0.01)
@@ -41,12 +45,15 @@ _LUNAR = dict(_SB3_PPO, num_envs=16, num_steps=1024, num_minibatches=256, update
 PRESETS = {
     # (env id, algo):                   settings                                  source
     ("CartPole-v1", "ppo"): dict(num_envs=16, num_steps=32, gamma=0.98, lam=0.8,
-                                 learning_rate=3e-3, update_epochs=10, num_minibatches=2),
+                                 learning_rate=3e-3, anneal_lr=False, update_epochs=10,
+                                 num_minibatches=2, norm_adv=False, norm_reward=True,
+                                 adam_eps=1e-4),
     ("Acrobot-v1", "ppo"): dict(_SB3_PPO, num_envs=16, num_steps=256, num_minibatches=64,
                                 update_epochs=4, lam=0.94, norm_obs=True, norm_reward=True),
     ("Pendulum-v1", "ppo"): dict(num_envs=16, num_steps=250, gamma=0.9, lam=0.95,
                                  learning_rate=1e-3, anneal_lr=True, update_epochs=10,
-                                 num_minibatches=8, ent_coef=0.0, max_grad_norm=0.5),
+                                 num_minibatches=8, ent_coef=0.0, max_grad_norm=0.5,
+                                 norm_adv=True, norm_reward=False, adam_eps=1e-5),
     ("LunarLander-v3", "ppo"): _LUNAR,
     ("LunarLanderContinuous-v3", "ppo"): dict(_LUNAR, ent_coef=0.0, norm_obs=True,
                                               norm_reward=True),
@@ -54,9 +61,11 @@ PRESETS = {
     ("Hopper-v5", "ppo"): _CLEANRL_MUJOCO,
     ("Walker2d-v5", "ppo"): _CLEANRL_MUJOCO,
     ("MountainCarContinuous-v0", "ppo"): dict(num_envs=8, num_steps=256, gamma=0.99, lam=0.95,
-                                              learning_rate=3e-4, update_epochs=10,
-                                              num_minibatches=8, norm_obs=True,
-                                              norm_reward=True, noise_correlation=0.9),
+                                              learning_rate=3e-4, anneal_lr=True,
+                                              update_epochs=10, num_minibatches=8,
+                                              norm_adv=True, norm_obs=True,
+                                              norm_reward=True, noise_correlation=0.9,
+                                              adam_eps=1e-5),
 }
 
 SOURCES = {

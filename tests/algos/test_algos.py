@@ -212,8 +212,10 @@ def test_ppo_update_steps_with_the_gradient_of_the_clipped_surrogate_also_after_
     """Epoch 1 is at pi_old (ratio 1); epoch 2 is after an Adam step, where ratios have moved
     and some samples are clipped: both gradients must be those of the documented loss."""
     rollout, policy0, value0 = toy_rollout()
+    # Normalised advantages (not PPO's default) as expected_advantages_and_targets computes them.
     config = make_config(ppo.Config, num_envs=3, num_steps=8, gamma=0.9, lam=0.8, ent_coef=ENT,
-                         update_epochs=2, num_minibatches=1, clip_coef=CLIP, max_grad_norm=0.0)
+                         update_epochs=2, num_minibatches=1, clip_coef=CLIP, max_grad_norm=0.0,
+                         norm_adv=True)
     policy, value_fn, params = fresh_networks(policy0, value0)
     optim = RecordingOptimizer(params, policy.params.size, learning_rate=0.1)
     ppo.update(rollout, policy, value_fn, optim, config, np.random.default_rng(0))
