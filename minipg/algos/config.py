@@ -129,10 +129,9 @@ class TrainConfig(RunConfig):
     clip_obs: float = 10.0
     """Clip normalised observations to [-clip_obs, clip_obs] (with norm_obs)."""
     norm_reward: bool = False
-    """Divide training rewards by the running std of the discounted return (never centred);
-    the return is tracked step by step, its statistics updated once per rollout, and all the
-    rollout's rewards divided by the std as of its end. Logs, progress.csv and evaluations
-    always report the env's own rewards."""
+    """Divide training rewards by the running std of the discounted return (never centred),
+    step by step: each reward by the std of the returns seen up to its step. Logs, progress.csv
+    and evaluations always report the env's own rewards."""
     clip_reward: float = 10.0
     """Clip scaled rewards to [-clip_reward, clip_reward] (with norm_reward)."""
     log_std_init: float = 0.0

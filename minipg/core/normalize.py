@@ -15,13 +15,13 @@ end early. The statistics are updated during training and frozen at evaluation; 
 observation statistics belong to the policy (it was trained on normalised inputs) and travel
 with it in the checkpoint.
 
-In training both are updated once per rollout, from all of its steps in one batch (what one
-call per step would cost -- two NumPy reductions and a dozen small operations per env step --
-is most of a cheap env's own step). What that changes: the observations of a rollout are all
-normalised with the statistics as they stood at its start (frozen for the rollout; the first
-rollout of a run is normalised with mean 0 and variance 1, i.e. only clipped), and the rewards
-of a rollout are all divided by one std, that of the returns seen up to the rollout's end (its
-own included). The return recurrence R_t itself is computed step by step, exactly as before.
+In training the observation statistics are updated once per rollout, from all of its steps
+in one batch (what one call per step would cost -- two NumPy reductions and a dozen small
+operations per env step -- is most of a cheap env's own step). What that changes: the
+observations of a rollout are all normalised with the statistics as they stood at its start
+(frozen for the rollout; the first rollout of a run is normalised with mean 0 and variance 1,
+i.e. only clipped). The reward scaler runs per step (scale): each reward is divided by the std
+of the returns seen up to its step.
 
 The running mean and variance merge each new batch into the totals exactly (Chan, Golub and
 LeVeque's pairwise update), so after any sequence of batches they equal the two-pass mean and
@@ -122,27 +122,6 @@ class RewardScaler:
         self.returns[np.asarray(dones, bool)] = 0.0
         scaled = rewards / np.sqrt(self.stats.var + self.eps)
         return np.clip(scaled, -self.clip_reward, self.clip_reward)
-
-    def scale_rollout(self, rewards, dones, real):
-        """The scaled rewards of a whole rollout (T, N), its statistics updated once.
-
-        R_t = gamma R_{t-1} + r_t step by step (vectorised over the N envs; done starts R again
-        at the next step), exactly as scale() computes it; then the returns of the real steps
-        (real (T, N) bool, False at reset steps) are merged into the statistics in one batch
-        and every reward of the rollout is divided by the std that results.
-        """
-        rewards = np.asarray(rewards, dtype=np.float64)
-        dones, real = np.asarray(dones, bool), np.asarray(real, bool)
-        returns = np.empty_like(rewards)
-        running = self.returns
-        for t in range(len(rewards)):
-            running = running * self.gamma + rewards[t]
-            returns[t] = running
-            running[dones[t]] = 0.0
-        self.returns = running
-        self.stats.update(returns[real])
-        scaled = rewards / np.sqrt(self.stats.var + self.eps)
-        return np.clip(scaled, -self.clip_reward, self.clip_reward, out=scaled)
 
     def state(self, prefix):
         """The running returns and their statistics as arrays, under names that start with

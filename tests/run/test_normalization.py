@@ -70,41 +70,19 @@ def test_scaled_rewards_train_while_the_reported_returns_are_the_envs_own():
     collector = RolloutCollector(env, policy, None, T, np.random.default_rng(0), seed=0,
                                  reward_scaler=RewardScaler(N, 0.9, clip_reward=1e9))
     b = collector.collect()
-    # The same rewards and ends: R_t = 0.9 R_{t-1} + r_t, restarted after an end; every
-    # reward of the rollout is divided by the std of R over its real steps (updated once).
-    raw, returns = np.zeros((T, N)), np.zeros((T, N))
-    k, running = np.zeros(N, int), np.zeros(N)
+    # Replay the same rewards and ends through a fresh scaler: the stored rewards are its output.
+    replay, raw = RewardScaler(N, 0.9, clip_reward=1e9), np.zeros((T, N))
+    k = np.zeros(N, int)
     for t in range(T):
         raw[t] = np.where(EXPECTED_MASK[t], transition_reward(np.arange(N), k), 0.0)
         k = np.where(EXPECTED_MASK[t], k + 1, 0)
-        done = b.terminated[t] | b.truncated[t]
-        k[done] = 0
-        running = 0.9 * running + raw[t]
-        returns[t] = running
-        running[done] = 0.0
-    expected = raw / np.sqrt(returns[EXPECTED_MASK].var() + 1e-8)
-    np.testing.assert_allclose(b.rewards, expected, rtol=1e-12)
-    assert collector.reward_scaler.stats.count == EXPECTED_MASK.sum()
-    np.testing.assert_allclose(collector.reward_scaler.returns, running, rtol=1e-12)
+        k[b.terminated[t] | b.truncated[t]] = 0
+        expected = replay.scale(raw[t], b.terminated[t] | b.truncated[t], EXPECTED_MASK[t])
+        np.testing.assert_allclose(b.rewards[t], expected, rtol=1e-12)
     assert not np.allclose(b.rewards, raw)
     # Env 0 terminates after 3 transitions: its episodes return 1 + 1.5 + 2 = 4.5, unscaled.
     assert 4.5 in b.episode_returns and set(b.episode_returns) <= {4.5, 2 * (1 + 1.5)}
 
-
-def test_a_rollouts_scaling_keeps_the_per_step_return_recurrence():
-    """scale_rollout's R_t are scale()'s, step for step; only the divisor is shared."""
-    rng = np.random.default_rng(3)
-    rewards = rng.normal(size=(50, 4))
-    dones = rng.random((50, 4)) < 0.1
-    real = rng.random((50, 4)) < 0.9
-    per_step, batched = RewardScaler(4, 0.97), RewardScaler(4, 0.97)
-    for t in range(50):
-        per_step.scale(rewards[t], dones[t], real[t])
-    scaled = batched.scale_rollout(rewards, dones, real)
-    np.testing.assert_allclose(batched.returns, per_step.returns, rtol=1e-12)
-    assert batched.stats.count == per_step.stats.count == real.sum()
-    np.testing.assert_allclose(batched.stats.var, per_step.stats.var, rtol=1e-9)
-    np.testing.assert_allclose(scaled, rewards / np.sqrt(per_step.stats.var + 1e-8), rtol=1e-9)
 
 
 def test_act_normalises_raw_observations_and_never_updates_the_statistics():
