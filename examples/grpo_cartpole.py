@@ -9,7 +9,7 @@ difference between them is the actions sampled. Each episode's return is its rew
 step of an episode gets A = (R - group mean) / group std, and the steps are weighted like the
 tokens of a response (minipg/algos/grpo_gym.py; the groups are collected by
 minipg/envs/groups.py). No value function, no GAE: the group says which episodes beat their
-siblings, and nothing says which step earned it. That is why it needs 10-26 times the env steps of
+siblings, and nothing says which step earned it. That is why it needs 4-20 times the env steps of
 PPO here (benchmarks/bench_grpo.py), while for a language model, whose one verdict comes at the
 end of a response, the critic is what is hard to learn.
 
