@@ -27,7 +27,6 @@ collapse of the old PPO defaults was diagnosed (benchmarks/README.md).
 Exit status 0 when every seed ends solved (--smoke: when the script ran through).
 """
 import argparse
-import ast
 import os
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from minipg.algos.registry import ALGOS
 from minipg.core.returns import gae
 from minipg.run.evaluate import evaluate
 
+from bench_cartpole import parse_hyperparameters    # a sibling script: benchmarks/ is on sys.path
+
 ENV_ID = "CartPole-v1"
 SOLVED = 475.0
 EVAL_EPISODES = 20
@@ -58,18 +59,6 @@ def parse_seeds(texts):
         first, dash, last = text.partition("-")
         seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
     return seeds
-
-
-def parse_hyperparameters(pairs):
-    """["num_envs=16", "norm_adv=False"] -> {"num_envs": 16, "norm_adv": False}."""
-    values = {}
-    for pair in pairs:
-        name, _, text = pair.partition("=")
-        try:
-            values[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            values[name] = text
-    return values
 
 
 def run_seed(algo, seed, steps, hyperparameters, eval_every=0):

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minipg.core.checks import as_generator
-from minipg.envs.outputs import env_output_problem, output_limits
-from minipg.envs.rollout import EnvError
+from minipg.envs.outputs import output_limits
+from minipg.envs.rollout import call_env
 
 __all__ = ["EpisodeBatch", "GroupCollector", "DEFAULT_MAX_EPISODE_STEPS"]
 
@@ -76,13 +76,15 @@ class GroupCollector:
         self.max_episode_steps = (getattr(spec, "max_episode_steps", None)
                                   or DEFAULT_MAX_EPISODE_STEPS)
         self.global_step = 0                  # transitions of the episodes collected so far
+        # Of what the env returns (minipg/envs/outputs.py).
+        self.limits = output_limits(policy.params.dtype, env.num_envs, self.max_episode_steps)
 
     def collect(self):
         """Run one batch of groups to their ends; returns the EpisodeBatch."""
         reset_seeds = self.rng.integers(2 ** 31, size=self.num_groups)
         seeds = [int(s) for s in np.repeat(reset_seeds, self.group_size)]
         dtype = self.policy.params.dtype
-        obs = self._call("reset", seed=seeds)[0]
+        obs = call_env(self.env, "reset", seed=seeds, limits=self.limits)[0]
         B = len(seeds)
         running = np.ones(B, bool)
         returns, lengths = np.zeros(B), np.zeros(B, np.int64)
@@ -95,8 +97,9 @@ class GroupCollector:
             rows_actions.append(actions)
             rows_log_prob.append(dist.log_prob(actions))
             rows_mask.append(running.copy())
-            obs, rewards, terminated, truncated, _ = self._call(
-                "step", self.policy.to_env(actions), t=len(rows_mask) - 1)
+            obs, rewards, terminated, truncated, _ = call_env(
+                self.env, "step", self.policy.to_env(actions), limits=self.limits,
+                t=len(rows_mask) - 1)
             returns += np.where(running, rewards, 0.0)
             lengths += running
             running &= ~(terminated | truncated) & (lengths < self.max_episode_steps)
@@ -105,23 +108,6 @@ class GroupCollector:
         return EpisodeBatch(np.stack(rows_obs, 1), np.stack(rows_actions, 1),
                             np.stack(rows_log_prob, 1), mask, returns, self.max_episode_steps,
                             returns.tolist(), lengths.tolist())
-
-    def _call(self, method, *args, t=None, **kwargs):
-        """env.reset or env.step, an exception from the env as an EnvError, non-finite
-        observations or rewards as a FloatingPointError naming where."""
-        try:
-            out = getattr(self.env, method)(*args, **kwargs)
-        except Exception as error:
-            raise EnvError(f"the environment raised {type(error).__name__} in {method}(): "
-                           f"{error}") from error
-        limits = output_limits(self.policy.params.dtype, self.env.num_envs,
-                               self.max_episode_steps)
-        problem = env_output_problem("observations", out[0], limits.obs, t)
-        if problem is None and method == "step":
-            problem = env_output_problem("rewards", out[1], limits.reward, t)
-        if problem:
-            raise FloatingPointError(problem)
-        return out
 
     def state(self):
         """What collect() carries from one call to the next: its generator and step count."""

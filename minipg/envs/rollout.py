@@ -65,6 +65,35 @@ def action_start(action_space):
     return 0
 
 
+def require_next_step_autoreset(env):
+    """ValueError unless the vector env autoresets NEXT_STEP (gymnasium's default). Every
+    collector's masks, bootstraps and final observations are right for NEXT_STEP only: with
+    SAME_STEP the final observation hides in `info` and no reset step exists, so they would be
+    silently wrong."""
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if mode != AutoresetMode.NEXT_STEP:
+        raise ValueError(f"env must use NEXT_STEP autoreset (gymnasium's default), got "
+                         f"autoreset_mode={mode}")
+
+
+def call_env(env, method, *args, limits, t=None, **kwargs):
+    """env.reset(...) or env.step(...), checked as it returns (the episode collectors: they
+    step a few times per episode, where the rollout checks a whole (T, N) rollout at once): an
+    exception from the env as an EnvError, observations or rewards that are non-finite or too
+    large to train on (`limits`, minipg/envs/outputs.py) as a FloatingPointError naming where."""
+    try:
+        out = getattr(env, method)(*args, **kwargs)
+    except Exception as error:
+        raise EnvError(f"the environment raised {type(error).__name__} in {method}(): "
+                       f"{error}") from error
+    problem = env_output_problem("observations", out[0], limits.obs, t)
+    if problem is None and method == "step":
+        problem = env_output_problem("rewards", out[1], limits.reward, t)
+    if problem:
+        raise FloatingPointError(problem)
+    return out
+
+
 _SYNC_STATE = ("envs", "_autoreset_envs", "_env_obs", "_rewards", "_terminations",
                "_truncations")
 
@@ -124,12 +153,7 @@ class RolloutCollector:
                  noise=None, reset_each_rollout=False):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        # The masks and bootstraps below are right for NEXT_STEP only; with SAME_STEP the final
-        # observation hides in `info` and no reset step exists, so they would be silently wrong.
-        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        if mode != AutoresetMode.NEXT_STEP:
-            raise ValueError(f"env must use NEXT_STEP autoreset (gymnasium's default), got "
-                             f"autoreset_mode={mode}")
+        require_next_step_autoreset(env)
         self.env, self.policy, self.value_fn = env, policy, value_fn
         self.reward_scaler = reward_scaler            # a RewardScaler, or None
         self.noise = noise                            # a ColouredNoise (Gaussian policies), or None

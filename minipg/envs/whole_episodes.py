@@ -31,11 +31,11 @@ a new reset seed from `rng`, so nothing of the env carries from one batch to the
 collector's state is its generator, its step count and the reward scaler's statistics.
 """
 import numpy as np
-from gymnasium.vector import AutoresetMode
 
 from minipg.core.checks import as_generator
-from minipg.envs.outputs import env_output_problem, output_limits
-from minipg.envs.rollout import EnvError, Rollout, action_start
+from minipg.envs.outputs import output_limits
+from minipg.envs.rollout import (Rollout, action_start, call_env,
+                                  require_next_step_autoreset)
 
 __all__ = ["EpisodeCollector"]
 
@@ -55,10 +55,7 @@ class EpisodeCollector:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         # With NEXT_STEP autoreset the observation returned at an episode's last step is its
         # final observation, the one a truncated episode bootstraps from; SAME_STEP hides it.
-        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        if mode != AutoresetMode.NEXT_STEP:
-            raise ValueError(f"env must use NEXT_STEP autoreset (gymnasium's default), got "
-                             f"autoreset_mode={mode}")
+        require_next_step_autoreset(env)
         self.env, self.policy, self.value_fn = env, policy, value_fn
         self.num_envs = env.num_envs
         self.max_episode_steps = int(max_episode_steps)
@@ -78,7 +75,8 @@ class EpisodeCollector:
         # One seed per batch: a vector env seeded with s draws its N start states independently
         # (gymnasium's sync and async envs seed copy i with s + i; CartPole's NumPy env draws
         # all N from one generator), and every env accepts an int where not all take a list.
-        obs = self._call("reset", seed=int(self.rng.integers(2 ** 31)))[0]
+        obs = call_env(self.env, "reset", seed=int(self.rng.integers(2 ** 31)),
+                       limits=self.limits)[0]
         if self.noise is not None:
             self.noise.restart()
         if self.reward_scaler is not None:
@@ -100,8 +98,8 @@ class EpisodeCollector:
             env_actions = self.policy.to_env(actions)
             if self.action_start:
                 env_actions = env_actions + self.action_start
-            obs, rewards, terminated, truncated, _ = self._call("step", env_actions,
-                                                                t=len(rows["mask"]))
+            obs, rewards, terminated, truncated, _ = call_env(
+                self.env, "step", env_actions, limits=self.limits, t=len(rows["mask"]))
             rewards = np.asarray(rewards, np.float64)
             length += running
             episode_return += np.where(running, rewards, 0.0)
@@ -150,22 +148,6 @@ class EpisodeCollector:
         rows, envs = np.nonzero(last)
         next_values[rows, envs] = predicted[-N:][envs]
         return values, next_values
-
-    def _call(self, method, *args, t=None, **kwargs):
-        """env.reset or env.step, an exception from the env as an EnvError, observations or
-        rewards that are non-finite or too large (minipg/envs/outputs.py) as a
-        FloatingPointError naming where."""
-        try:
-            out = getattr(self.env, method)(*args, **kwargs)
-        except Exception as error:
-            raise EnvError(f"the environment raised {type(error).__name__} in {method}(): "
-                           f"{error}") from error
-        problem = env_output_problem("observations", out[0], self.limits.obs, t)
-        if problem is None and method == "step":
-            problem = env_output_problem("rewards", out[1], self.limits.reward, t)
-        if problem:
-            raise FloatingPointError(problem)
-        return out
 
     def state(self):
         """What collect() carries from one call to the next: its generator, its step count and

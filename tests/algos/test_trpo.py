@@ -12,6 +12,7 @@ import pytest
 from gradcheck import numerical_gradient, relative_error
 from improvement import improvement_and_standard_error
 from rollout_cases import expected_advantages_and_targets, fresh_networks, scramble, toy_rollout
+from recording_adam import RecordingAdam
 
 import minipg
 from minipg.run.checkpoint import load_config
@@ -253,19 +254,6 @@ def test_the_optimizer_fits_the_value_function_alone():
     joint = Adam(np.concatenate([policy.params, value_fn.params]), 0.01)
     with pytest.raises(ValueError, match="optim"):
         trpo.update(rollout, policy, value_fn, joint, trpo_config(), np.random.default_rng(0))
-
-
-class RecordingAdam(Adam):
-    """Adam that records each gradient and the parameters it was taken at."""
-
-    def __init__(self, params, learning_rate):
-        super().__init__(params, learning_rate)
-        self.grads, self.at = [], []
-
-    def step(self, grad, grad_checked=False):
-        self.grads.append(grad.copy())
-        self.at.append(self.params.copy())
-        super().step(grad, grad_checked=grad_checked)
 
 
 def test_the_critic_fit_steps_on_shuffled_minibatches_of_the_lambda_returns():

@@ -9,27 +9,14 @@ the critic at collection normalised over the batch's tokens, and R = GAE + V_old
 against central finite differences over both networks' joint parameter vector."""
 import numpy as np
 from gradcheck import numerical_gradient, relative_error
+from recording_adam import RecordingAdam
 
 from minipg.core.heads import join_params
 from minipg.core.losses import normalize
-from minipg.core.optim import Adam
 from minipg.lm import token_ppo
 from minipg.lm.sequence import SequencePolicy
 
 EPS = 0.1
-
-
-class RecordingAdam(Adam):
-    """Adam that records each gradient and the parameters it was taken at."""
-
-    def __init__(self, params, learning_rate):
-        super().__init__(params, learning_rate)
-        self.grads, self.at = [], []
-
-    def step(self, grad, grad_checked=False):
-        self.grads.append(grad.copy())
-        self.at.append(self.params.copy())
-        super().step(grad, grad_checked=grad_checked)
 
 
 def test_each_step_of_the_update_is_the_gradient_of_the_clipped_loss_plus_vf_coef_value_loss():
