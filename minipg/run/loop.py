@@ -224,11 +224,15 @@ def _run(config, module, parts, run, log, progress, note, callback):
                 for optimizer in parts.optimizers.values():
                     optimizer.learning_rate = learning_rate
                 stage = "collect"
-                batch = collector.collect()
-                stage = "update"
-                raise_if_non_finite(**batch.network_outputs())
-                stats = _update(module, batch, parts, optim, config)
-                raise_if_non_finite(**{f"loss {k}": v for k, v in stats.items()})
+                # An overflow or a NaN is caught by the checks here, whose errors say where it
+                # came from (the env, the networks, the loss): numpy's warnings would only
+                # print first, and blame a line of minipg.
+                with np.errstate(all="ignore"):
+                    batch = collector.collect()
+                    stage = "update"
+                    raise_if_non_finite(**batch.network_outputs())
+                    stats = _update(module, batch, parts, optim, config)
+                    raise_if_non_finite(**{f"loss {k}": v for k, v in stats.items()})
                 progress.train_seconds += time.perf_counter() - start
                 record = _record(progress, iteration, batch, collector, learning_rate, stats)
                 history.append(record)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 import typing
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -254,6 +255,22 @@ def test_the_one_line_error_is_the_only_line_on_stderr(tmp_path, args, expected)
     assert status == 1
     assert err.count("\n") == 1 and "Warning" not in err, err
     assert err.startswith("minipg train: error: ") and expected in err
+
+
+@pytest.mark.parametrize("settings,expected", [
+    (dict(learning_rate=1e30), "try a lower learning_rate"),
+    (dict(env="huge_py:tinyns/HugePy-v0"), "check the environment")])
+def test_from_python_too_the_error_comes_without_numpy_warnings_before_it(tmp_path, monkeypatch,
+                                                                          settings, expected):
+    """minipg.train's own checks name the cause; numpy's overflow warnings (made errors here,
+    so that one would be raised first) are not let out of the training loop."""
+    monkeypatch.syspath_prepend(str(write_env_module(tmp_path / "pkgs", "huge_py",
+                                                     "tinyns/HugePy-v0", reward_scale=1e300)))
+    env = settings.pop("env", "CartPole-v1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match=expected):
+            minipg.train(env, "ppo", 512, 0, run_dir=tmp_path / "run", log_every=-1, **settings)
 
 
 # ------------------------------------------------------------------------------------------
