@@ -25,8 +25,8 @@ from minipg.core.returns import gae
 
 COLLECTS = "rollout"
 """How the run collects for this algorithm: a (T, N) rollout (minipg/envs/rollout.py)."""
-# Episodes run on across rollouts: a segment cut by the rollout's end bootstraps from V.
-RESET_ENVS_EACH_ROLLOUT = False
+# Episodes run on across rollouts (the collector keeps them going): a segment cut by the
+# rollout's end bootstraps from V.
 
 
 @dataclass

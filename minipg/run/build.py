@@ -127,7 +127,7 @@ def build(config, module, factory=None):
             collector = EpisodeCollector(env, policy, value_fn, config.num_steps, sample_rng,
                                          *_scaler_and_noise(env, policy, config))
         else:
-            collector = _rollout_collector(env, policy, value_fn, config, module, sample_rng)
+            collector = _rollout_collector(env, policy, value_fn, config, sample_rng)
     except BaseException:
         env.close()
         raise
@@ -149,8 +149,7 @@ def _scaler_and_noise(env, policy, config):
     return reward_scaler, noise
 
 
-def _rollout_collector(env, policy, value_fn, config, module, rng):
+def _rollout_collector(env, policy, value_fn, config, rng):
     reward_scaler, noise = _scaler_and_noise(env, policy, config)
     return RolloutCollector(env, policy, value_fn, config.num_steps, rng, seed=config.seed,
-                            reward_scaler=reward_scaler, noise=noise,
-                            reset_each_rollout=module.RESET_ENVS_EACH_ROLLOUT)
+                            reward_scaler=reward_scaler, noise=noise)
