@@ -218,6 +218,8 @@ class RolloutCollector:
         raw_obs[0] = self.obs
         obs_rms = getattr(self.policy, "obs_rms", None)
         normalizer = self._normalizer(obs_rms)      # frozen for the rollout
+        # Asked once per rollout, not per step (a resume may have swapped self.env in between).
+        step_copies = _steps_its_envs_itself(self.env)
         for t in range(b.num_steps):
             b.mask[t] = ~self._reset_pending
             x = b.obs[t]
@@ -236,7 +238,8 @@ class RolloutCollector:
             b.actions[t] = actions
             b.log_prob[t] = dist.log_prob(actions)
 
-            rewards, terminated, truncated = self._step(t, self.policy.to_env(actions))
+            rewards, terminated, truncated = self._step(t, self.policy.to_env(actions),
+                                                        step_copies)
             if self.reward_scaler is not None:
                 b.rewards[t] = self.reward_scaler.scale(rewards, terminated | truncated, b.mask[t])
             b.terminated[t] = terminated
@@ -258,13 +261,14 @@ class RolloutCollector:
             return None
         return (*obs_normalizer(obs_rms, self.buffer.obs.dtype), self.policy.clip_obs)
 
-    def _step(self, t, env_actions):
+    def _step(self, t, env_actions, step_copies):
         """env.step, with the action offset of a Discrete(start=k) space; its observations and
-        rewards go to raw_obs[t + 1] and raw_rewards[t] (checked at the end of the rollout)."""
+        rewards go to raw_obs[t + 1] and raw_rewards[t] (checked at the end of the rollout).
+        step_copies: the env is a SyncVectorEnv whose copies _step_sync_envs steps itself."""
         if self.action_start:
             env_actions = env_actions + self.action_start
         try:
-            if _steps_its_envs_itself(self.env):
+            if step_copies:
                 return self._step_sync_envs(t, env_actions)
             obs, rewards, terminated, truncated, _ = self.env.step(env_actions)
         except Exception as error:
