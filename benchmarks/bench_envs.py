@@ -240,6 +240,9 @@ def main(argv=None):
                         help="train with minipg's generic defaults instead of the presets")
     parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings over the preset (use another --results and --runs-dir)")
+    parser.add_argument("--steps", type=int, default=None, metavar="N",
+                        help="train every run for N env steps instead of its env's budget "
+                             "(the table gives each row's steps)")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds: CartPole-v1, seeds 0 1, 2,048 steps, 2 jobs, into a "
                              "temporary folder (table and figure included); what CI runs")
@@ -252,7 +255,9 @@ def main(argv=None):
                        runs_dir=os.path.join(tmp, "runs"),
                        results_path=os.path.join(tmp, "results.json"),
                        figure_path=os.path.join(tmp, "bench_envs.png"), bare_seconds=0.2)
-    return run(args, args.envs, args.seeds, args.jobs, None, args.runs_dir, args.results,
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    return run(args, args.envs, args.seeds, args.jobs, args.steps, args.runs_dir, args.results,
                args.figure, 2.0)
 
 
