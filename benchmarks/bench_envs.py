@@ -20,7 +20,10 @@ printed at the end; the table is also written as Markdown (--out-table).
         --hp noise_correlation=0.95 --results runs/mcc/results.json --runs-dir runs/mcc
 
 Each finished (env, seed) is recorded in --results (JSON, written atomically) and skipped when
-the script runs again: a long benchmark can be run in pieces. Learning curves: `minipg plot
+the script runs again: a long benchmark can be run in pieces. --adopt OTHER.json counts the
+runs recorded in another results file (an experiment with --hp, say) when each one's saved
+config.json holds exactly the settings this command would train with: a run is deterministic
+in its settings and seed, so it is the run this command would make. Learning curves: `minipg plot
 RUNS/Pendulum-v1-seed* --threshold -200` (mean over seeds, min-max band, the target as a line).
 
 The references are what their sources report, not runs of ours: rl-zoo's benchmark.md (RL
@@ -106,6 +109,58 @@ def run_one(env_id, seed, runs_dir, use_preset, hyperparameters, steps=None):
             "settings": settings_of(env_id, use_preset, hyperparameters), "budget": steps}
 
 
+# What a run's config.json may differ in from another run of the same settings: bookkeeping.
+NOT_SETTINGS = {"log_every", "checkpoint_every", "eval_episodes", "eval_max_episode_steps",
+                "preset", "env_factory"}
+
+
+def trained_settings(config):
+    """The fields of a run's config that decide its training (config.json's, as a dict)."""
+    return {name: value for name, value in config.items() if name not in NOT_SETTINGS}
+
+
+def expected_settings(env_id, seed, budget, use_preset, hyperparameters):
+    """trained_settings of the run this command would train for (env_id, seed)."""
+    from minipg.algos import ppo
+    from minipg.algos.config import make_config
+    values = {**(presets.preset_for(env_id, "ppo") if use_preset else {}), **hyperparameters}
+    config = make_config(ppo.Config, env_id=env_id, algo="ppo", seed=seed,
+                         total_steps=budget, **values)
+    return trained_settings(json.loads(config.to_json()))
+
+
+def adopt(results, paths, envs, seeds, use_preset, hyperparameters, steps):
+    """Copy into results the records of other results files (--adopt) whose runs this command
+    would train identically: same env, seed and budget, and every training field of the run's
+    saved config.json equal to what the preset (and --hp) give now. A run is deterministic in
+    those, so it is the run this command would make; anything else is left to train."""
+    adopted = 0
+    for path in paths:
+        for env_id, entry in load(path).items():
+            if env_id not in envs:
+                continue
+            budget = steps or BENCHMARKS[env_id][0]
+            for seed, record in entry.get("seeds", {}).items():
+                if int(seed) not in seeds or record.get("budget") != budget:
+                    continue
+                config_path = os.path.join(record["run_dir"], "config.json")
+                if not os.path.exists(config_path):
+                    continue
+                with open(config_path, encoding="utf-8") as f:
+                    saved = trained_settings(json.load(f))
+                if saved != expected_settings(env_id, int(seed), budget, use_preset,
+                                              hyperparameters):
+                    continue
+                target = results.setdefault(env_id, {"seeds": {}})
+                target["seeds"][seed] = {
+                    **record, "settings": settings_of(env_id, use_preset, hyperparameters)}
+                for name in ("bare_env_steps_per_second", "preset"):
+                    if name in entry:
+                        target.setdefault(name, entry[name])
+                adopted += 1
+    print(f"adopted {adopted} run(s) from {', '.join(paths)}", flush=True)
+
+
 def deterministic_mean(env_id, seed, record):
     """The 20-episode mean of the deterministic policy (the mean action, rl-zoo's evaluation),
     computed once from the saved checkpoint."""
@@ -139,7 +194,13 @@ def rows_of(results):
         means = np.array([runs[s]["eval_mean"] for s in seeds])
         deterministic = np.array([runs[s].get("eval_deterministic_mean", np.nan) for s in seeds])
         budget = runs[seeds[0]].get("budget", steps)
+        # The reference's own protocol: the deterministic policy, the mean over seeds 0-2.
+        first = [runs[s].get("eval_deterministic_mean", np.nan) for s in ("0", "1", "2")
+                 if s in runs]
+        deterministic_012 = float(np.mean(first)) if len(first) == 3 else float("nan")
         rows.append(dict(
+            deterministic_012=deterministic_012,
+            beaten=verdict(deterministic_012, ref_mean),
             env_id=env_id, steps=budget, seeds=seeds, means=means, target=target,
             summary=stats.summarize(means), deterministic=deterministic,
             met=int(np.sum(means >= target)),
@@ -149,6 +210,16 @@ def rows_of(results):
     return rows
 
 
+def verdict(ours, reference):
+    """Whether our deterministic mean over seeds 0-2 beats the reference's, in words."""
+    if np.isnan(ours):
+        return "no seeds 0-2"
+    if ours == reference:
+        return f"tied ({ours:.1f})"
+    word = "beaten" if ours > reference else "not beaten"
+    return f"{word} ({ours:.1f} vs {reference:.1f})"
+
+
 def _interval(low, high):
     return f"[{low:.1f}, {high:.1f}]"
 
@@ -156,9 +227,9 @@ def _interval(low, high):
 def markdown_table(rows):
     """The table as Markdown (what --out-table writes and the READMEs show)."""
     lines = ["| env | steps | seeds | per seed (stochastic) | mean [95% CI] | IQM [95% CI] | "
-             "deterministic mean | target: seeds met | reference (source) | steps/s | "
-             "bare env steps/s |",
-             "|---|---:|---|---|---|---|---:|---|---|---:|---:|"]
+             "deterministic mean | target: seeds met | reference (source) | "
+             "reference beaten? (deterministic, seeds 0-2) | steps/s | bare env steps/s |",
+             "|---|---:|---|---|---|---|---:|---|---|---|---:|---:|"]
     for row in rows:
         summary = row["summary"]
         lines.append(
@@ -168,7 +239,7 @@ def markdown_table(rows):
             f"{summary['iqm']:.1f} {_interval(*summary['iqm_ci'])} | "
             f"{np.mean(row['deterministic']):.1f} | "
             f"{row['target']}: {row['met']}/{len(row['means'])} | {row['reference']} | "
-            f"{row['rate']:,.0f} | {row['bare']:,.0f} |")
+            f"{row['beaten']} | {row['rate']:,.0f} | {row['bare']:,.0f} |")
     return "\n".join(lines)
 
 
@@ -184,8 +255,10 @@ def print_table(results):
               f"{summary['iqm']:>8.1f} {_interval(*summary['iqm_ci']):<17}"
               f"{np.mean(row['deterministic']):>8.1f}{row['target']:>8}{met:>7}  "
               f"{row['reference']:<40}{row['rate']:>9,.0f}{row['bare']:>10,.0f}")
-        per_seed = ", ".join(f"{seed}: {m:.1f}" for seed, m in zip(row["seeds"], row["means"]))
-        print(f"{'':<26}per seed {per_seed}")
+        per_seed = ", ".join(f"{seed}: {m:.1f} ({d:.1f})" for seed, m, d
+                             in zip(row["seeds"], row["means"], row["deterministic"]))
+        print(f"{'':<26}per seed, stochastic (deterministic): {per_seed}")
+        print(f"{'':<26}reference {row['beaten']}")
 
 
 def figure(results, path):
@@ -240,6 +313,10 @@ def main(argv=None):
                         help="train with minipg's generic defaults instead of the presets")
     parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings over the preset (use another --results and --runs-dir)")
+    parser.add_argument("--adopt", nargs="+", default=[], metavar="RESULTS",
+                        help="results files of earlier runs: a run recorded there counts here "
+                             "when its config.json holds exactly the settings this command "
+                             "would train with (env, seed, budget, preset and --hp)")
     parser.add_argument("--steps", type=int, default=None, metavar="N",
                         help="train every run for N env steps instead of its env's budget "
                              "(the table gives each row's steps)")
@@ -266,7 +343,10 @@ def run(args, envs, seeds, jobs, steps, runs_dir, results_path, figure_path, bar
     hyperparameters = {name: ast.literal_eval(value)
                        for name, _, value in (pair.partition("=") for pair in args.hp)}
     os.makedirs(runs_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
     results = load(results_path)
+    if getattr(args, "adopt", None):
+        adopt(results, args.adopt, envs, seeds, args.preset, hyperparameters, steps)
     if not args.table:
         todo = []
         for env_id in envs:
