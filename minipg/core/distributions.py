@@ -182,9 +182,17 @@ class Categorical:
 
     def log_prob(self, actions):
         """log pi(a) = z_a - logsumexp(z), shape (...,)."""
-        actions = self._check_actions(actions)
+        return self._log_prob(self._check_actions(actions))
+
+    def _log_prob(self, actions):
         rows = self._rows(actions)
         return self.log_probs.reshape(-1, self.n_actions)[rows].reshape(self.batch_shape)
+
+    def sample_with_log_prob(self, rng):
+        """(a, log pi(a)) for a = sample(rng): log_prob's numbers without checking again the
+        actions just drawn here (a collector's call, once per env step)."""
+        actions = self.sample(rng)
+        return actions, self._log_prob(actions)
 
     def entropy(self):
         """H = -sum_k pi_k log pi_k, shape (...,)."""
@@ -313,8 +321,17 @@ class DiagGaussian:
 
         Shape (...,): the D independent dimensions add up in log space.
         """
-        z = self._z(actions)
+        return self._log_prob(self._check_actions(actions))
+
+    def _log_prob(self, actions):
+        z = (actions - self.mean) / self.std
         return -0.5 * (z * z).sum(axis=-1) - self.log_std.sum() - 0.5 * self.action_dim * _LOG_2PI
+
+    def sample_with_log_prob(self, rng):
+        """(a, log pi(a)) for a = sample(rng): log_prob's numbers without checking again the
+        actions just drawn here (a collector's call, once per env step)."""
+        actions = self.sample(rng)
+        return actions, self._log_prob(actions)
 
     def entropy(self):
         """H = sum_d [log sigma_d + (1 + log(2 pi)) / 2], shape (...,): equal for every sample."""

@@ -92,10 +92,10 @@ class GroupCollector:
         while running.any():
             obs = np.asarray(obs, dtype=dtype)
             dist = self.policy.distribution(obs)
-            actions = dist.sample(self.rng)
+            actions, log_prob = dist.sample_with_log_prob(self.rng)
             rows_obs.append(np.where(running[:, None], obs, 0))
             rows_actions.append(actions)
-            rows_log_prob.append(dist.log_prob(actions))
+            rows_log_prob.append(log_prob)
             rows_mask.append(running.copy())
             obs, rewards, terminated, truncated, _ = call_env(
                 self.env, "step", self.policy.to_env(actions), limits=self.limits,

@@ -232,11 +232,12 @@ class RolloutCollector:
                 np.clip(x, -clip_obs, clip_obs, out=x)
             dist = self.policy.distribution(x)
             if self.noise is None:
-                actions = dist.sample(self.rng)
+                actions, log_prob = dist.sample_with_log_prob(self.rng)
             else:          # the process restarts on reset rows (whose action the env ignores)
                 actions = self.noise.sample(dist, self.rng, restart=~b.mask[t])
+                log_prob = dist.log_prob(actions)
             b.actions[t] = actions
-            b.log_prob[t] = dist.log_prob(actions)
+            b.log_prob[t] = log_prob
 
             rewards, terminated, truncated = self._step(t, self.policy.to_env(actions),
                                                         step_copies)

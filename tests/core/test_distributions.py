@@ -263,3 +263,18 @@ def test_sample_takes_a_generator_or_an_int_seed():
     np.testing.assert_array_equal(dist.sample(7), dist.sample(np.random.default_rng(7)))
     gaussian = DiagGaussian(np.zeros((5, 2)), np.zeros(2))
     np.testing.assert_array_equal(gaussian.sample(7), gaussian.sample(np.random.default_rng(7)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sample_with_log_prob_is_sample_then_log_prob(dtype):
+    """The collector's one call per env step gives the numbers of the two checked calls."""
+    rng = np.random.default_rng(5)
+    distributions = [Categorical(rng.normal(size=(16, 3)).astype(dtype)),
+                     DiagGaussian(rng.normal(size=(4, 6)).astype(dtype),
+                                  rng.normal(size=6).astype(dtype))]
+    for dist in distributions:
+        actions, log_prob = dist.sample_with_log_prob(np.random.default_rng(7))
+        expected_actions = dist.sample(np.random.default_rng(7))
+        np.testing.assert_array_equal(actions, expected_actions)
+        np.testing.assert_array_equal(log_prob, dist.log_prob(expected_actions))
+        assert log_prob.dtype == dist.log_prob(expected_actions).dtype

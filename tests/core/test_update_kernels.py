@@ -1,6 +1,6 @@
-"""The update step's compiled kernels (ext/_update_kernels.pyx) are their NumPy references, bit
-for bit: Adam's step against Adam.step_reference, tanh's derivative in MLP.backward against its
-three NumPy lines. Bit for bit, not to a tolerance: a training run must not change with the
+"""The training step's compiled kernels (ext/_update_kernels.pyx) are their NumPy references,
+bit for bit: Adam's step against Adam.step_reference, tanh's derivative in MLP.backward against
+its three NumPy lines, the reward scaler's step against RewardScaler.scale_reference. Bit for bit, not to a tolerance: a training run must not change with the
 build (tests compare with array_equal). Bad shapes raise ValueError instead of crashing.
 """
 import json
@@ -14,6 +14,7 @@ import pytest
 
 import minipg.core.nn as nn
 from minipg.core.nn import MLP
+from minipg.core.normalize import RewardScaler
 from minipg.core.optim import Adam, clip_and_step
 from minipg.core.returns import update_kernels
 
@@ -77,6 +78,33 @@ def test_tanh_backward_kernel_is_the_numpy_reference_bit_for_bit(dtype, monkeypa
     np.testing.assert_array_equal(grad_x, grad_x_reference)
 
 
+@pytest.mark.parametrize("num_envs", [1, 7, 16, 37, 300])   # NumPy's sum: < 8, <= 128, halves
+def test_reward_scaler_kernel_is_the_numpy_reference_bit_for_bit(num_envs):
+    """Rewards over eight orders of magnitude, episodes ending, reset rows (not real) left out
+    of the statistics, a step with no real row at all, and the clip reached."""
+    rng = np.random.default_rng(num_envs)
+    compiled = RewardScaler(num_envs, 0.99, clip_reward=5.0)
+    reference = RewardScaler(num_envs, 0.99, clip_reward=5.0)
+    clipped = 0
+    for step in range(300):
+        rewards = rng.normal(size=num_envs) * 10.0 ** rng.uniform(-4, 4, size=num_envs)
+        dones = rng.random(num_envs) < 0.05
+        real = rng.random(num_envs) < 0.9 if step != 7 else np.zeros(num_envs, bool)
+        got = compiled.scale(rewards, dones, real)
+        expected = reference.scale_reference(rewards, dones, real)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(compiled.returns, reference.returns)
+        assert compiled.stats.count == reference.stats.count
+        assert float(compiled.stats.mean) == float(reference.stats.mean)
+        assert float(compiled.stats.var) == float(reference.stats.var)
+        clipped += np.count_nonzero(np.abs(got) == 5.0)
+    assert clipped > 0 and compiled.stats.count > 0
+    # real=None: every row is a transition
+    np.testing.assert_array_equal(compiled.scale(rewards, dones),
+                                  reference.scale_reference(rewards, dones))
+    assert compiled.stats.count == reference.stats.count
+
+
 def test_bad_shapes_raise_before_any_memory_is_touched():
     params, m, v = np.zeros(5, np.float32), np.zeros(5, np.float32), np.zeros(5, np.float32)
     with pytest.raises(ValueError, match="grad has length 4, expected 5"):
@@ -89,6 +117,14 @@ def test_bad_shapes_raise_before_any_memory_is_touched():
     with pytest.raises(ValueError, match="h's columns"):
         update_kernels.tanh_backward(np.zeros((3, 2)), np.zeros((3, 5)))
     assert not params.any() and not m.any() and not v.any()
+    returns, flags = np.zeros(3), np.zeros(3, np.uint8)
+    with pytest.raises(ValueError, match="rewards has length 2, expected 3"):
+        update_kernels.reward_scale_step(returns, np.ones(2), flags, flags, 0.9, 0, 0.0, 1.0,
+                                         1e-8, 10.0, np.zeros(3))
+    with pytest.raises(ValueError, match="scaled has length 4"):
+        update_kernels.reward_scale_step(returns, np.ones(3), flags, flags, 0.9, 0, 0.0, 1.0,
+                                         1e-8, 10.0, np.zeros(4))
+    assert not returns.any()
 
 
 def test_pure_numpy_switch_runs_the_references_with_the_same_numbers(tmp_path):
