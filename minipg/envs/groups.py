@@ -76,8 +76,10 @@ class GroupCollector:
         self.max_episode_steps = (getattr(spec, "max_episode_steps", None)
                                   or DEFAULT_MAX_EPISODE_STEPS)
         self.global_step = 0                  # transitions of the episodes collected so far
-        # Of what the env returns (minipg/envs/outputs.py).
-        self.limits = output_limits(policy.params.dtype, env.num_envs, self.max_episode_steps)
+        # Of what the env returns (minipg/envs/outputs.py): as for whole episodes, a batch holds
+        # at most num_envs episodes of max_episode_steps transitions each, all in one update.
+        self.limits = output_limits(policy.params.dtype, env.num_envs * self.max_episode_steps,
+                                    self.max_episode_steps)
 
     def collect(self):
         """Run one batch of groups to their ends; returns the EpisodeBatch."""

@@ -32,6 +32,20 @@ def test_a_group_shares_its_start_state_and_the_masks_end_with_each_episode():
     assert len(set(lengths[:3])) > 1 or not np.array_equal(batch.actions[0], batch.actions[1])
 
 
+def test_groups_bound_the_envs_outputs_as_whole_episodes_do():
+    """One update sums over every transition of the batch: num_envs episodes of up to
+    max_episode_steps steps, so the limits are those of a batch of that many transitions."""
+    import gymnasium as gym
+    from minipg.envs.outputs import output_limits
+    from minipg.envs.whole_episodes import EpisodeCollector
+    env = gym.make_vec("CartPole-v1", num_envs=6, vectorization_mode="sync")
+    policy = CategoricalPolicy(4, 2, (8,), rng=0, dtype="float32")
+    groups = GroupCollector(env, policy, num_groups=2, group_size=3, rng=0)
+    episodes = EpisodeCollector(env, policy, None, 500, np.random.default_rng(0))
+    env.close()
+    assert groups.limits == episodes.limits == output_limits(np.float32, 6 * 500, 500)
+
+
 def test_grpo_gym_learns_on_cartpole_within_a_small_budget(tmp_path):
     """From a random policy (returns ~20), 12k transitions lift the mean return of a batch of
     64 episodes above 50 (seed 0; a regression check, not a benchmark)."""
