@@ -12,6 +12,7 @@ import numpy as np
 from minipg.core.memory import batch_bytes, check_fits
 from minipg.core.speed import training_speed
 from minipg.envs.make import check_spaces, env_name, env_spec, make_env
+from minipg.envs.outputs import env_output_problem
 from minipg.envs.rollout import action_start
 
 __all__ = ["Evaluation", "run_episodes", "check_policy_fits", "DEFAULT_MAX_EPISODE_STEPS"]
@@ -23,6 +24,24 @@ def describe_policy(policy):
     if policy.kind == "categorical":
         return f"{policy.obs_dim}-dim observations and Discrete({policy.n_actions}) actions"
     return f"{policy.obs_dim}-dim observations and {policy.action_dim}-dim Box actions"
+
+
+def _output_check(policy):
+    """check(obs, rewards, t): FloatingPointError naming the env's output when the env returns a
+    NaN or an inf, or an observation beyond the range of the policy's arithmetic (where the
+    policy would see an inf and blame its own input)."""
+    params = getattr(policy, "params", None)
+    dtype = params.dtype if isinstance(params, np.ndarray) else np.dtype(np.float64)
+    obs_limit = float(np.finfo(dtype).max)
+    why = f"the policy computes in {dtype.name}, whose largest number is {obs_limit:.3g}"
+
+    def check(obs, rewards, t):
+        problem = env_output_problem("observations", obs, obs_limit, t, why)
+        if problem is None and rewards is not None:
+            problem = env_output_problem("rewards", rewards, float(np.finfo(np.float64).max), t)
+        if problem is not None:
+            raise FloatingPointError(problem + "; check the environment")
+    return check
 
 
 def check_policy_fits(policy, env, env_id):
@@ -111,6 +130,8 @@ def run_episodes(policy, env, episodes, seed=0, deterministic=False, rng=None,
         start = action_start(vector_env.single_action_space)
         rng = np.random.default_rng(seed) if rng is None else rng
         obs, _ = vector_env.reset(seed=seed)
+        check_outputs = _output_check(policy)
+        check_outputs(obs, None, None)
         returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
         hit_limit = np.zeros(episodes, bool)
@@ -119,6 +140,7 @@ def run_episodes(policy, env, episodes, seed=0, deterministic=False, rng=None,
                 actions = policy.act(obs, deterministic=deterministic, rng=rng)
                 obs, rewards, terminated, truncated, _ = vector_env.step(
                     actions + start if start else actions)
+                check_outputs(obs, rewards, int(lengths.max()))
                 returns += np.where(running, rewards, 0.0)
                 lengths += running
                 running &= ~(terminated | truncated)

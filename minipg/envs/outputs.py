@@ -43,11 +43,12 @@ def output_limits(dtype, batch_size, horizon):
                         dtype=np.dtype(dtype).name)
 
 
-def env_output_problem(name, array, limit, t=None):
+def env_output_problem(name, array, limit, t=None, why=None):
     """The error text for the first NaN, inf or value beyond `limit` in an env output, or None.
 
     One pass over the array when all is well (NaN fails the comparison too); the index is
-    looked for only when something is wrong.
+    looked for only when something is wrong. why: what the limit is, for a value beyond it
+    (default: the training arithmetic's bound derived above).
     """
     # The usual case: one pass, no copy. Compared as a Python float: a float32 maximum compared
     # with a limit beyond float32's range would cast the limit to inf (and pass an inf).
@@ -65,7 +66,8 @@ def env_output_problem(name, array, limit, t=None):
     message = (f"the environment returned {what}: {name}[{where}] = {array[index]:.6g}"
                + (f" (env {index[0]})" if index else ""))
     if what != "a non-finite value":
-        message += (f"; minipg trains on {name} up to {limit:.3g} in magnitude here (beyond, "
-                    "the update's sums of squares overflow: minipg/envs/outputs.py); rescale "
-                    "them with a gymnasium wrapper")
+        message += "; " + (why or (
+            f"minipg trains on {name} up to {limit:.3g} in magnitude here (beyond, the "
+            "update's sums of squares overflow: minipg/envs/outputs.py)")) + (
+            "; rescale them with a gymnasium wrapper")
     return message

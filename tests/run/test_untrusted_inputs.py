@@ -243,6 +243,24 @@ def test_huge_env_outputs_blame_the_environment(tmp_path, monkeypatch, algo, sca
     assert "learning_rate" not in message and "check_finite" not in message
 
 
+@pytest.mark.parametrize("scales,what,problem", [
+    ((1e39, 1.0), "observations", NON_FINITE),       # the env's float32 obs overflow to inf
+    ((1.0, "float('inf')"), "rewards", NON_FINITE)])   # a reward of inf
+def test_evaluation_blames_the_environment_too(tmp_path, monkeypatch, scales, what, problem):
+    """Not the policy's check of its input: the env's output, named, with the advice."""
+    module, env_id = f"huge_eval_{what}", f"tinyns/HugeEval-{what}-v0"
+    monkeypatch.syspath_prepend(str(write_env_module(tmp_path / "pkgs", module, env_id,
+                                                     *scales)))
+    policy = minipg.CategoricalPolicy(4, 2, (8,), rng=0, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # the env's own overflow
+        with pytest.raises(FloatingPointError) as raised:
+            minipg.evaluate(policy, f"{module}:{env_id}", episodes=3)
+    message = str(raised.value)
+    assert message.startswith(f"the environment returned {problem}: {what}[")
+    assert message.endswith("check the environment")
+
+
 @pytest.mark.parametrize("args,expected", [
     (("--env", "huge_cli:tinyns/HugeCli-v0"), "check the environment"),
     (("--learning-rate", "1e30"), "try a lower learning_rate"),
