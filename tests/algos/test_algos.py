@@ -438,6 +438,16 @@ def test_normalize_gives_mean_zero_std_one():
     assert Z.std() == pytest.approx(1.0, abs=1e-8)
 
 
+def test_normalize_blows_advantages_a_thousand_times_smaller_up_to_the_same_unit_scale():
+    """Once a task is solved the raw advantages shrink to the critic's noise; normalised, that
+    noise is as large as a learning signal was (docs/derivation.md, section 16)."""
+    rng = np.random.default_rng(1)
+    learning, solved = rng.normal(0.0, 2.0, size=256), rng.normal(0.0, 0.002, size=256)
+    assert np.std(solved) < np.std(learning) / 500
+    assert np.std(normalize(solved)) == pytest.approx(np.std(normalize(learning)), rel=1e-4)
+    np.testing.assert_allclose(np.abs(normalize(solved)).mean(), np.sqrt(2 / np.pi), rtol=0.1)
+
+
 def test_normalize_of_a_batch_of_one_or_of_constants_is_zero_not_nan():
     np.testing.assert_array_equal(normalize(np.array([3.5])), [0.0])
     np.testing.assert_array_equal(normalize(np.full(4, -2.0)), np.zeros(4))

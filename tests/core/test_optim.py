@@ -36,6 +36,25 @@ def test_adam_first_two_steps_match_the_textbook_update():
     assert adam.t == 2
 
 
+@pytest.mark.parametrize("eps", [1e-8, 1e-5, 1e-4])
+def test_adam_eps_is_the_gradient_scale_below_which_steps_shrink_with_the_gradient(eps):
+    """A constant gradient g of each size: once v_hat = g^2, the step is lr * g / (|g| + eps),
+    full size (lr) for |g| >> eps, and lr * g / eps (shrinking with g) for |g| << eps."""
+    lr = 1e-3
+    for g in (1e-2, 1e-3, 1e-6, 1e-7):
+        params = np.zeros(1)
+        adam = Adam(params, learning_rate=lr, eps=eps)
+        for _ in range(5000):                       # bias correction long done
+            before = params.copy()
+            adam.step(np.array([g]))
+        step = float(before[0] - params[0])
+        assert step == pytest.approx(lr * g / (g + eps), rel=1e-9)
+        if g >= 100 * eps:
+            assert step > 0.99 * lr
+        if g <= eps / 100:
+            assert step < 0.011 * lr
+
+
 def test_adam_without_bias_correction_would_take_a_first_step_3_2_times_larger():
     # Uncorrected, step 1 would be lr (1 - b1) g / (sqrt((1 - b2) g^2) + eps): v is biased toward
     # zero more than m, so the step is (1 - b1) / sqrt(1 - b2) = 0.1 / sqrt(0.001) = 3.16 times
