@@ -58,7 +58,7 @@ EVAL_EPISODES = 20
 # env: (env steps, target mean, reference mean, reference std, reference steps, source)
 BENCHMARKS = {
     "CartPole-v1": (100_000, 475, 500.0, 0.0, "100k", "rl-zoo, v1"),
-    "Acrobot-v1": (500_000, -90, -73.5, 18.2, "1M", "rl-zoo, v1"),
+    "Acrobot-v1": (1_000_000, -90, -73.5, 18.2, "1M", "rl-zoo, v1"),
     "Pendulum-v1": (300_000, -200, -172.2, 104.2, "100k", "rl-zoo, gSDE"),
     "LunarLander-v3": (1_000_000, 230, 242.1, 31.8, "1M", "rl-zoo, v2"),
     "LunarLanderContinuous-v3": (1_000_000, 230, 270.9, 32.1, "1M", "rl-zoo, v2"),
