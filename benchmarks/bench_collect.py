@@ -18,6 +18,8 @@ over the rounds; each round's ratio uses that round's own pair. Env steps count 
 
     python benchmarks/bench_collect.py                         # CartPole-v1 and HalfCheetah-v5
     python benchmarks/bench_collect.py --envs HalfCheetah-v5 --vectorization async
+    python benchmarks/bench_collect.py --envs HalfCheetah-v5 --hp num_steps=2048 \
+        num_minibatches=32 update_epochs=10 hidden_sizes=64,64 activation=tanh   # another update
     python benchmarks/bench_collect.py --smoke                 # seconds: CI's check that it runs
 
 Seconds are this process's CPU time (time.process_time; one BLAS thread), which a machine shared
@@ -25,10 +27,16 @@ with other processes disturbs far less than wall-clock (time waiting for a core 
 with --vectorization async the envs step in other processes, so wall-clock is used instead.
 
 HalfCheetah-v5 needs MuJoCo (pip install -e ".[envs]"); without it that env is skipped with a
-line saying so. Target: HalfCheetah-v5 training at >= 0.35x the bare env.
+line saying so. Target: HalfCheetah-v5 training at >= 0.35x the bare env. What training costs
+beside collection is the update, which the preset sets: HalfCheetah-v5's (rl-zoo's: 256x256
+networks, 20 epochs on every 512 steps: 20 rows through both networks per env step) does about
+26 times the multiply-adds per env step of CleanRL's MuJoCo settings (64x64 networks, 10 epochs
+on every 2048 steps: 10 rows per env step), the preset when the target was set; --hp measures
+any other update.
 """
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -42,6 +50,9 @@ from minipg.algos.config import make_config
 from minipg.envs.make import make_env
 from minipg.run import presets
 from minipg.run.build import build
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cartpole import parse_hyperparameters  # noqa: E402  (beside this script)
 
 TARGETS = {"HalfCheetah-v5": 0.35}
 clock = time.process_time            # wall-clock (time.perf_counter) with --vectorization async
@@ -87,8 +98,8 @@ def bare_vector_env(env_id, num_envs, vectorization, seconds):
     return rate
 
 
-def config_for(env_id, vectorization, total_steps=100_000):
-    settings = dict(presets.preset_for(env_id, "ppo") or {})
+def config_for(env_id, vectorization, hyperparameters, total_steps=100_000):
+    settings = {**presets.preset_for(env_id, "ppo"), **hyperparameters}
     if vectorization:
         settings["vectorization"] = vectorization
     return make_config(ppo.Config, env_id=env_id, algo="ppo", total_steps=total_steps,
@@ -110,18 +121,19 @@ def collect_only(config, seconds):
         parts.env.close()
 
 
-def train_rate(env_id, vectorization, steps, run_dir):
-    """Env steps per second of a whole minipg.train call with the preset."""
-    extra = {"vectorization": vectorization} if vectorization else {}
+def train_rate(env_id, vectorization, hyperparameters, steps, run_dir):
+    """Env steps per second of a whole minipg.train call with the preset (and --hp)."""
+    extra = {**hyperparameters, **({"vectorization": vectorization} if vectorization else {})}
     start = clock()
     result = minipg.train(env_id, "ppo", steps, 0, run_dir=run_dir, overwrite=True,
                           log_every=-1, **extra)
     return result.history[-1]["env_steps"] / (clock() - start)
 
 
-def measure(env_id, rounds, seconds, train_steps, vectorization, scratch):
-    config = config_for(env_id, vectorization)
-    print(f"\n{env_id}: preset {presets.preset_name(env_id, 'ppo') or 'none (defaults)'}, "
+def measure(env_id, rounds, seconds, train_steps, vectorization, hyperparameters, scratch):
+    config = config_for(env_id, vectorization, hyperparameters)
+    print(f"\n{env_id}: preset {presets.preset_name(env_id, 'ppo') or 'none (defaults)'}"
+          + (f" under {presets.describe(hyperparameters)}" if hyperparameters else "") + ", "
           f"num_envs {config.num_envs} x num_steps {config.num_steps}, vectorization "
           f"{config.vectorization}; train runs of {train_steps:,} env steps")
     print(f"{'round':>5} {'bare env':>9} {'bare vec':>9} {'collect':>9} {'train':>9} "
@@ -131,7 +143,7 @@ def measure(env_id, rounds, seconds, train_steps, vectorization, scratch):
         row = dict(bare=bare_env(env_id, seconds),
                    vec=bare_vector_env(env_id, config.num_envs, config.vectorization, seconds),
                    collect=collect_only(config, seconds),
-                   train=train_rate(env_id, vectorization, train_steps,
+                   train=train_rate(env_id, vectorization, hyperparameters, train_steps,
                                     os.path.join(scratch, f"{env_id}-{round_}")))
         rows.append(row)
         print(f"{round_:>5} {row['bare']:>9,.0f} {row['vec']:>9,.0f} {row['collect']:>9,.0f} "
@@ -162,6 +174,8 @@ def main(argv=None):
                         help="env steps of each training run (default: per env, 10+ updates)")
     parser.add_argument("--vectorization", choices=("auto", "sync", "async"), default=None,
                         help="override the preset's vectorization")
+    parser.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="settings over the preset (e.g. another preset's update)")
     parser.add_argument("--smoke", action="store_true",
                         help="one short round per env: checks that the script runs (envs whose "
                              "dependency is missing are skipped)")
@@ -171,6 +185,7 @@ def main(argv=None):
         clock = time.perf_counter
     if args.smoke:
         args.rounds, args.seconds = 1, 0.2
+    hyperparameters = parse_hyperparameters(args.hp)
     print(f"minipg {minipg.__version__}, gymnasium {gym.__version__}, numpy {np.__version__}; "
           f"1 BLAS thread; {'wall-clock' if clock is time.perf_counter else 'CPU'} seconds; "
           f"load average {os.getloadavg()[0]:.1f} at the start")
@@ -181,12 +196,12 @@ def main(argv=None):
             if reason is not None:
                 print(f"\n{env_id}: skipped, gymnasium cannot make it here ({reason})")
                 continue
-            config = config_for(env_id, args.vectorization)
+            config = config_for(env_id, args.vectorization, hyperparameters)
             batch = config.num_envs * config.num_steps
             steps = (batch if args.smoke else
                      args.train_steps or TRAIN_STEPS.get(env_id, 10 * batch))
             results[env_id] = measure(env_id, args.rounds, args.seconds, steps,
-                                      args.vectorization, scratch)
+                                      args.vectorization, hyperparameters, scratch)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     return results
 
