@@ -162,6 +162,8 @@ def test_eval_render_into_a_missing_folder_fails_before_evaluating(tmp_path, cap
     assert match in error_line(capsys)
 
 
+# gymnasium's own warning about the very env this test is about
+@pytest.mark.filterwarnings("ignore:.*render_mode.*:UserWarning")
 def test_render_on_an_env_that_draws_no_frames_fails_before_evaluating(tmp_path, capsys,
                                                                       monkeypatch):
     import fault_envs  # noqa: F401  (registers minipg-test/ envs, which render nothing)
