@@ -261,6 +261,21 @@ def print_table(results):
         print(f"{'':<26}reference {row['beaten']}")
 
 
+def check_with_rliable(rows):
+    """One line: whether rliable (when installed) gives every row the IQM printed here."""
+    try:
+        from rliable import metrics
+    except ImportError:
+        return "rliable is not installed: the IQM was not cross-checked (pip install rliable)"
+    differ = [row["env_id"] for row in rows
+              if not np.isclose(metrics.aggregate_iqm(row["means"][:, None]),
+                                row["summary"]["iqm"], rtol=1e-12, atol=0.0)]
+    from importlib.metadata import version
+    if differ:
+        return f"rliable {version('rliable')} gives another IQM for {', '.join(differ)}"
+    return f"rliable {version('rliable')} gives the same IQM on every row"
+
+
 def figure(results, path):
     """One panel per env with recorded runs: mean over seeds, min-max band, target and
     reference as dashed lines (minipg.tools.plot.draw, as `minipg plot` draws them)."""
@@ -379,6 +394,7 @@ def run(args, envs, seeds, jobs, steps, runs_dir, results_path, figure_path, bar
             deterministic_mean(env_id, int(seed), record)
     save(results_path, results)
     print_table(results)
+    print(check_with_rliable(rows_of(results)))
     out_table = args.out_table or os.path.join(os.path.dirname(results_path) or ".",
                                                "table.md")
     with atomic_write(out_table, "w", encoding="utf-8") as f:

@@ -27,14 +27,12 @@ def test_iqm_ignores_the_outer_quarters():
     assert stats.mean(wild) != pytest.approx(stats.mean(scores))
 
 
-def test_iqm_weights_a_score_straddling_a_quartile_by_its_share():
-    # n = 3: x_(1) holds [0, 1/3] of which [1/4, 1/3] is inside, x_(2) all of [1/3, 2/3],
-    # x_(3) [2/3, 3/4]: IQM = 2 (x1/12 + x2/3 + x3/12).
-    assert stats.iqm([0.0, 6.0, 12.0]) == pytest.approx(2 * (0 / 12 + 6 / 3 + 12 / 12))
-    assert stats.iqm([10.0, 0.0, 1.0]) == pytest.approx(2 * (0 / 12 + 1 / 3 + 10 / 12))
-    # n = 5: the middle half is x_(2) from 1/4 to 2/5, x_(3), and x_(4) from 3/5 to 3/4.
-    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
-    assert stats.iqm(x) == pytest.approx(2 * (2 * 0.15 + 4 * 0.2 + 8 * 0.15))
+def test_iqm_drops_the_lowest_and_highest_quarter_rounded_down():
+    # n = 5: floor(5 / 4) = 1 dropped at each end, the mean of the middle three.
+    assert stats.iqm([16.0, 1.0, 8.0, 2.0, 4.0]) == pytest.approx((2 + 4 + 8) / 3)
+    # n = 7: one at each end again; n = 3: nothing dropped.
+    assert stats.iqm([7.0, 1.0, 6.0, 2.0, 5.0, 3.0, 4.0]) == pytest.approx(4.0)
+    assert stats.iqm([0.0, 6.0, 12.0]) == pytest.approx(6.0)
 
 
 def test_iqm_of_one_or_two_scores_is_their_mean_and_reduces_the_last_axis():
