@@ -74,7 +74,9 @@ PRESETS = {
     ("LunarLanderContinuous-v3", "ppo"): dict(_LUNAR, ent_coef=0.0, log_std_init=-0.5),
     ("HalfCheetah-v5", "ppo"): _ZOO_HALFCHEETAH,
     ("Hopper-v5", "ppo"): _CLEANRL_MUJOCO,
-    ("Walker2d-v5", "ppo"): _CLEANRL_MUJOCO,
+    # log_std_init -0.5: seed 1 of CleanRL's settings learned a slow gait (1,917 at 1M steps);
+    # started at sigma 0.61, every seed tried meets the target (benchmarks/README.md).
+    ("Walker2d-v5", "ppo"): dict(_CLEANRL_MUJOCO, log_std_init=-0.5),
     ("MountainCarContinuous-v0", "ppo"): dict(num_envs=8, num_steps=256, gamma=0.99, lam=0.95,
                                               learning_rate=3e-4, anneal_lr=True,
                                               update_epochs=10, num_minibatches=8,
@@ -92,7 +94,7 @@ SOURCES = {
                                  "log_std_init -0.5 (minipg)"),
     "HalfCheetah-v5": "rl-zoo",
     "Hopper-v5": "CleanRL",
-    "Walker2d-v5": "CleanRL",
+    "Walker2d-v5": "CleanRL, with log_std_init -0.5 (minipg)",
     "MountainCarContinuous-v0": "minipg, coloured noise (minipg/envs/noise.py)",
 }
 
