@@ -12,7 +12,7 @@ import numpy as np
 from minipg.core.memory import batch_bytes, check_fits
 from minipg.core.speed import training_speed
 from minipg.envs.make import check_spaces, env_name, env_spec, make_env
-from minipg.envs.outputs import env_output_problem
+from minipg.envs.outputs import OutputLimits, step_output_problem
 from minipg.envs.rollout import action_start
 
 __all__ = ["Evaluation", "run_episodes", "check_policy_fits", "DEFAULT_MAX_EPISODE_STEPS"]
@@ -26,22 +26,27 @@ def describe_policy(policy):
     return f"{policy.obs_dim}-dim observations and {policy.action_dim}-dim Box actions"
 
 
-def _output_check(policy):
-    """check(obs, rewards, t): FloatingPointError naming the env's output when the env returns a
-    NaN or an inf, or an observation beyond the range of the policy's arithmetic (where the
-    policy would see an inf and blame its own input)."""
+def _policy_dtype(policy):
+    """The dtype of the policy's parameters (float64 for a policy object without them)."""
     params = getattr(policy, "params", None)
-    dtype = params.dtype if isinstance(params, np.ndarray) else np.dtype(np.float64)
-    obs_limit = float(np.finfo(dtype).max)
-    why = f"the policy computes in {dtype.name}, whose largest number is {obs_limit:.3g}"
+    return params.dtype if isinstance(params, np.ndarray) else np.dtype(np.float64)
 
-    def check(obs, rewards, t):
-        problem = env_output_problem("observations", obs, obs_limit, t, why)
-        if problem is None and rewards is not None:
-            problem = env_output_problem("rewards", rewards, float(np.finfo(np.float64).max), t)
-        if problem is not None:
-            raise FloatingPointError(problem + "; check the environment")
-    return check
+
+def _evaluation_limits(policy):
+    """OutputLimits of an evaluation: no NaN or inf, and observations within the range of the
+    policy's arithmetic (beyond, the policy would see an inf and blame its own input)."""
+    dtype = _policy_dtype(policy)
+    largest = float(np.finfo(dtype).max)
+    return OutputLimits(obs=largest, reward=float(np.finfo(np.float64).max), dtype=dtype.name,
+                        why=f"the policy computes in {dtype.name}, whose largest number is "
+                            f"{largest:.3g}")
+
+
+def _check_outputs(obs, rewards, limits, t=None):
+    """FloatingPointError naming the env's output (step_output_problem), with the advice."""
+    problem = step_output_problem(obs, rewards, limits, t)
+    if problem is not None:
+        raise FloatingPointError(problem + "; check the environment")
 
 
 def check_policy_fits(policy, env, env_id):
@@ -79,7 +84,7 @@ def _check_memory(policy, episodes):
     hidden = config.get("hidden_sizes", ()) if isinstance(config, dict) else ()
     obs_dim = getattr(policy, "obs_dim", 1)
     action_dim = getattr(policy, "action_dim", 1)
-    itemsize = getattr(getattr(policy, "params", None), "dtype", np.dtype(np.float64)).itemsize
+    itemsize = _policy_dtype(policy).itemsize
     if not all(isinstance(n, (int, np.integer)) for n in (obs_dim, action_dim, *hidden)):
         return
     needed = batch_bytes(episodes, obs_dim, action_dim, hidden, itemsize)
@@ -130,17 +135,19 @@ def run_episodes(policy, env, episodes, seed=0, deterministic=False, rng=None,
         start = action_start(vector_env.single_action_space)
         rng = np.random.default_rng(seed) if rng is None else rng
         obs, _ = vector_env.reset(seed=seed)
-        check_outputs = _output_check(policy)
-        check_outputs(obs, None, None)
+        limits = _evaluation_limits(policy)
+        _check_outputs(obs, None, limits)
         returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
         hit_limit = np.zeros(episodes, bool)
         with training_speed():
+            t = 0                                  # steps taken: every episode starts together
             while running.any():
                 actions = policy.act(obs, deterministic=deterministic, rng=rng)
                 obs, rewards, terminated, truncated, _ = vector_env.step(
                     actions + start if start else actions)
-                check_outputs(obs, rewards, int(lengths.max()))
+                _check_outputs(obs, rewards, limits, t)
+                t += 1
                 returns += np.where(running, rewards, 0.0)
                 lengths += running
                 running &= ~(terminated | truncated)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OutputLimits", "output_limits", "env_output_problem"]
+__all__ = ["OutputLimits", "output_limits", "env_output_problem", "step_output_problem"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class OutputLimits:
     obs: float
     reward: float
     dtype: str
+    why: str = ""
+    """What the limits are, for the error ("": the training arithmetic's bound derived above)."""
 
 
 def output_limits(dtype, batch_size, horizon):
@@ -71,3 +73,11 @@ def env_output_problem(name, array, limit, t=None, why=None):
             "update's sums of squares overflow: minipg/envs/outputs.py)")) + (
             "; rescale them with a gymnasium wrapper")
     return message
+
+
+def step_output_problem(obs, rewards, limits, t=None):
+    """env_output_problem for what one reset or step returned: its observations first, then
+    its rewards (None for a reset), against `limits` (OutputLimits)."""
+    return (env_output_problem("observations", obs, limits.obs, t, limits.why or None)
+            or (None if rewards is None else
+                env_output_problem("rewards", rewards, limits.reward, t, limits.why or None)))

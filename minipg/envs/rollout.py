@@ -51,7 +51,7 @@ from gymnasium.vector import AutoresetMode
 
 from minipg.core.checks import as_generator
 from minipg.core.normalize import obs_normalizer
-from minipg.envs.outputs import env_output_problem, output_limits
+from minipg.envs.outputs import env_output_problem, output_limits, step_output_problem
 
 
 class EnvError(RuntimeError):
@@ -86,9 +86,7 @@ def call_env(env, method, *args, limits, t=None, **kwargs):
     except Exception as error:
         raise EnvError(f"the environment raised {type(error).__name__} in {method}(): "
                        f"{error}") from error
-    problem = env_output_problem("observations", out[0], limits.obs, t)
-    if problem is None and method == "step":
-        problem = env_output_problem("rewards", out[1], limits.reward, t)
+    problem = step_output_problem(out[0], out[1] if method == "step" else None, limits, t)
     if problem:
         raise FloatingPointError(problem)
     return out
@@ -315,8 +313,7 @@ class RolloutCollector:
         bad_obs = (~(np.abs(obs) <= limits.obs)).reshape(steps, -1).any(axis=1)
         bad_rewards = (~(np.abs(rewards) <= limits.reward)).any(axis=1)
         t = int(np.flatnonzero(bad_obs | bad_rewards)[0])
-        raise FloatingPointError(env_output_problem("observations", obs[t], limits.obs, t)
-                                 or env_output_problem("rewards", rewards[t], limits.reward, t))
+        raise FloatingPointError(step_output_problem(obs[t], rewards[t], limits, t))
 
     def state(self):
         """What collect() carries from one call to the next, to continue exactly: a dict of
