@@ -85,10 +85,14 @@ def bare_env_steps_per_second(env_id, seconds=2.0):
     return rate
 
 
+def values_of(env_id, use_preset, hyperparameters):
+    """The settings a run is trained with: the preset (if used) under the --hp values."""
+    return {**(presets.preset_for(env_id, "ppo") if use_preset else {}), **hyperparameters}
+
+
 def settings_of(env_id, use_preset, hyperparameters):
-    """What a recorded run was trained with: the preset (if used) under the --hp values."""
-    return presets.describe({**(presets.preset_for(env_id, "ppo") if use_preset else {}),
-                             **hyperparameters})
+    """What a recorded run was trained with, in words (values_of as one line)."""
+    return presets.describe(values_of(env_id, use_preset, hyperparameters))
 
 
 def run_one(env_id, seed, runs_dir, use_preset, hyperparameters, steps=None):
@@ -123,9 +127,8 @@ def expected_settings(env_id, seed, budget, use_preset, hyperparameters):
     """trained_settings of the run this command would train for (env_id, seed)."""
     from minipg.algos import ppo
     from minipg.algos.config import make_config
-    values = {**(presets.preset_for(env_id, "ppo") if use_preset else {}), **hyperparameters}
     config = make_config(ppo.Config, env_id=env_id, algo="ppo", seed=seed,
-                         total_steps=budget, **values)
+                         total_steps=budget, **values_of(env_id, use_preset, hyperparameters))
     return trained_settings(json.loads(config.to_json()))
 
 
