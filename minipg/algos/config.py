@@ -48,6 +48,11 @@ class RunConfig:
     """Hidden layer widths of the policy and value networks."""
     activation: str = "tanh"
     """Hidden-layer nonlinearity: "tanh" or "relu"."""
+    init: str = "orthogonal"
+    """Initial weights of both networks: "orthogonal" (times a gain: sqrt(2) on hidden layers,
+    0.01 on the policy's output, 1 on the value's; biases 0) or "uniform" (PyTorch's default
+    for a linear layer, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases: what
+    Stable-Baselines3 uses with ortho_init=False, as rl-zoo's MuJoCo entries do)."""
     dtype: str = "float32"
     """Arithmetic of the networks, their parameters and the optimizer state: "float32" (about
     twice as fast on the matmuls, like torch's default) or "float64" (what the gradient checks
@@ -78,6 +83,7 @@ class RunConfig:
         for width in self.hidden_sizes:
             check_int("hidden_sizes", width, 1)
         check_choice("activation", self.activation, ("tanh", "relu"))
+        check_choice("init", self.init, ("orthogonal", "uniform"))
         check_choice("vectorization", self.vectorization, ("auto", "sync", "async"))
         for name in ("env_id", "env_factory", "preset", "algo"):
             if not isinstance(getattr(self, name), str):
@@ -194,7 +200,7 @@ def make_config(config_class, **values):
     return config
 
 
-SAVED_BEFORE = {"adam_eps": 1e-5}
+SAVED_BEFORE = {"adam_eps": 1e-5, "init": "orthogonal"}
 """Fields added after runs were saved without them, and the value those runs used."""
 
 

@@ -36,16 +36,21 @@ usual choice of deep-learning libraries). Inputs are converted to it; nothing is
 Initialisation (orthogonal, Saxe et al. 2014, the usual choice for PPO): each W is a random
 orthogonal matrix times a gain, biases zero. Default gains are sqrt(2) for hidden layers and 1
 for the output; a policy head uses a small output gain (0.01) so that the initial policy is
-close to uniform, a value head uses 1.
+close to uniform, a value head uses 1. The alternative, init="uniform", is PyTorch's default
+for a linear layer (what Stable-Baselines3 uses with ortho_init=False): W and b drawn from
+U(-1/sqrt(n_in), 1/sqrt(n_in)), no gains. Its weights are smaller (a std of 1/sqrt(3 n_in)
+against sqrt(2/n_in)) and its output layer is not damped: the first policy is further from
+uniform.
 """
 import numpy as np
 
 from minipg.core.checks import as_generator, check_choice, check_float_dtype
 from minipg.core.returns import update_kernels
 
-__all__ = ["MLP", "MLPCache", "orthogonal"]
+__all__ = ["MLP", "MLPCache", "orthogonal", "uniform"]
 
 ACTIVATIONS = ("tanh", "relu")
+INITS = ("orthogonal", "uniform")
 
 
 def orthogonal(shape, gain, rng):
@@ -59,6 +64,13 @@ def orthogonal(shape, gain, rng):
     q, r = np.linalg.qr(gaussian)
     q *= np.sign(np.diag(r))
     return gain * (q if n_in >= n_out else q.T)
+
+
+def uniform(shape, n_in, rng):
+    """PyTorch's default for nn.Linear's W (n_in, n_out) and b (n_out,) alike: every entry
+    from U(-1/sqrt(n_in), 1/sqrt(n_in)), n_in the layer's input width."""
+    bound = 1.0 / np.sqrt(n_in)
+    return rng.uniform(-bound, bound, shape)
 
 
 class MLPCache:
@@ -84,6 +96,8 @@ class MLP:
     sizes       (in_dim, hidden..., out_dim), e.g. (4, 64, 64, 2)
     activation  "tanh" or "relu"
     gains       one orthogonal-init gain per layer; default sqrt(2) for hidden layers, 1 for output
+    init        "orthogonal" (W orthogonal times its gain, b = 0) or "uniform" (PyTorch's
+                default, gains unused)
     rng         Generator, int seed or None, used for the initial weights only
     params      optional 1-d buffer of length MLP.count_params(sizes) to live in (e.g. a slice
                 of a bigger flat vector); its dtype is the network's. Allocated if not given.
@@ -91,12 +105,13 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="tanh", gains=None, rng=None, params=None,
-                 dtype=np.float64):
+                 dtype=np.float64, init="orthogonal"):
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in sizes):
             raise ValueError(f"sizes must be at least two positive ints (in_dim, ..., out_dim), "
                              f"got {sizes}")
         check_choice("activation", activation, ACTIVATIONS)
+        check_choice("init", init, INITS)
         n_layers = len(sizes) - 1
         if gains is None:
             gains = (np.sqrt(2.0),) * (n_layers - 1) + (1.0,)
@@ -116,8 +131,12 @@ class MLP:
         self.dtype = self.params.dtype
         self.weights, self.biases = self.layer_views(self.params)
         for W, b, gain in zip(self.weights, self.biases, gains):
-            W[...] = orthogonal(W.shape, gain, rng)
-            b[...] = 0.0
+            if init == "orthogonal":
+                W[...] = orthogonal(W.shape, gain, rng)
+                b[...] = 0.0
+            else:
+                W[...] = uniform(W.shape, W.shape[0], rng)
+                b[...] = uniform(b.shape, W.shape[0], rng)
 
     def live_in(self, buffer):
         """Copy params into buffer (1-d, same length and dtype) and compute from it from now on:

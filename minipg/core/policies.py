@@ -102,15 +102,16 @@ class CategoricalPolicy(_Policy):
     kind = "categorical"
 
     def __init__(self, obs_dim, n_actions, hidden_sizes=(64, 64), activation="tanh", rng=None,
-                 dtype="float64", norm_obs=False, clip_obs=10.0):
+                 dtype="float64", norm_obs=False, clip_obs=10.0, init="orthogonal"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         dtype = check_float_dtype("dtype", dtype)
         self.config = dict(obs_dim=int(obs_dim), n_actions=int(n_actions),
-                           hidden_sizes=hidden_sizes, activation=activation, dtype=dtype.name)
+                           hidden_sizes=hidden_sizes, activation=activation, dtype=dtype.name,
+                           init=init)
         self.rng = as_generator(rng)               # used for init, then by act(rng=None)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [POLICY_HEAD_GAIN]
         self.net = MLP([obs_dim, *hidden_sizes, n_actions], activation, gains, self.rng,
-                       dtype=dtype)
+                       dtype=dtype, init=init)
         self.params = self.net.params
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self._init_obs_norm(norm_obs, clip_obs)
@@ -174,7 +175,7 @@ class GaussianPolicy(_Policy):
 
     def __init__(self, obs_dim, action_dim, hidden_sizes=(64, 64), activation="tanh",
                  log_std_init=0.0, log_std_bounds=(-5.0, 2.0), action_low=None, action_high=None,
-                 rng=None, dtype="float64", norm_obs=False, clip_obs=10.0):
+                 rng=None, dtype="float64", norm_obs=False, clip_obs=10.0, init="orthogonal"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         obs_dim, action_dim = int(obs_dim), int(action_dim)
         dtype = check_float_dtype("dtype", dtype)
@@ -196,7 +197,7 @@ class GaussianPolicy(_Policy):
             log_std_bounds=[low, high],
             action_low=None if action_low is None else action_low.tolist(),
             action_high=None if action_high is None else action_high.tolist(),
-            dtype=dtype.name)
+            dtype=dtype.name, init=init)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.log_std_bounds = (low, high)
         self.action_low, self.action_high = action_low, action_high
@@ -206,7 +207,8 @@ class GaussianPolicy(_Policy):
         self.n_net = MLP.count_params(sizes)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [POLICY_HEAD_GAIN]
         self.live_in(np.zeros(self.n_net + action_dim, dtype), MLP(sizes, activation, gains,
-                                                                     self.rng, dtype=dtype))
+                                                                     self.rng, dtype=dtype,
+                                                                     init=init))
         self.raw_log_std[...] = log_std_init
         self._init_obs_norm(norm_obs, clip_obs)
 

@@ -21,15 +21,15 @@ class ValueFunction(Stateful):
     kind = "value"
 
     def __init__(self, obs_dim, hidden_sizes=(64, 64), activation="tanh", rng=None,
-                 dtype="float64"):
+                 dtype="float64", init="orthogonal"):
         hidden_sizes = [int(n) for n in hidden_sizes]
         dtype = check_float_dtype("dtype", dtype)
         self.config = dict(obs_dim=int(obs_dim), hidden_sizes=hidden_sizes,
-                           activation=activation, dtype=dtype.name)
+                           activation=activation, dtype=dtype.name, init=init)
         self.obs_dim = int(obs_dim)
         gains = [HIDDEN_GAIN] * len(hidden_sizes) + [VALUE_HEAD_GAIN]
         self.net = MLP([obs_dim, *hidden_sizes, 1], activation, gains, as_generator(rng),
-                       dtype=dtype)
+                       dtype=dtype, init=init)
         self.params = self.net.params
 
     def live_in(self, buffer):

@@ -38,12 +38,13 @@ def make_policy(env, config, rng):
     norm_obs, clip_obs = getattr(config, "norm_obs", False), getattr(config, "clip_obs", 10.0)
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalPolicy(obs_dim, int(action_space.n), config.hidden_sizes,
-                                 config.activation, rng, config.dtype, norm_obs, clip_obs)
+                                 config.activation, rng, config.dtype, norm_obs, clip_obs,
+                                 config.init)
     return GaussianPolicy(
         obs_dim, action_space.shape[0], config.hidden_sizes, config.activation,
         log_std_init=config.log_std_init, action_low=action_space.low,
         action_high=action_space.high, rng=rng, dtype=config.dtype, norm_obs=norm_obs,
-        clip_obs=clip_obs)
+        clip_obs=clip_obs, init=config.init)
 
 
 @dataclass
@@ -110,7 +111,7 @@ def build(config, module, factory=None):
         policy = make_policy(env, config, np.random.default_rng(policy_seed))
         uses_critic = getattr(module, "uses_critic", lambda config: True)(config)
         value_fn = (ValueFunction(policy.obs_dim, config.hidden_sizes, config.activation,
-                                  np.random.default_rng(value_seed), config.dtype)
+                                  np.random.default_rng(value_seed), config.dtype, config.init)
                     if uses_critic else None)
         # Both networks' parameters in one vector (policy first): one Adam pass updates both.
         # An algorithm that moves its policy itself names the optimizer's share: optimized_params.

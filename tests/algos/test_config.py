@@ -67,6 +67,7 @@ def test_help_shows_each_documented_field_with_the_algorithms_own_default(algo, 
     ("seed", "0", TypeError), ("seed", -1, ValueError),
     ("anneal_lr", "false", TypeError), ("gamma", 1.5, ValueError),
     ("activation", 3, TypeError), ("activation", "sigmoid", ValueError),
+    ("init", "xavier", ValueError),
     ("hidden_sizes", (64, 0), ValueError), ("hidden_sizes", (64, "64"), TypeError),
     ("lam", float("nan"), ValueError), ("clip_coef", None, TypeError),
 ])
@@ -83,3 +84,20 @@ def test_a_wrong_type_is_a_type_error_and_a_wrong_value_a_value_error(field, val
 def test_grpo_config_follows_the_same_convention(field, value, error):
     with pytest.raises(error, match=field):
         make_config(ALGOS["grpo"].Config, **{field: value})
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_init_uniform_reaches_both_networks(env_id):
+    """config.init is how the run's policy and value networks start: with "uniform" every
+    weight and bias of a layer with n_in inputs lies within 1/sqrt(n_in), the biases drawn."""
+    from minipg.run.build import build
+    config = make_config(ALGOS["ppo"].Config, env_id=env_id, num_envs=2, init="uniform")
+    parts = build(config, ALGOS["ppo"])
+    try:
+        for net in (parts.policy.net, parts.value_fn.net):
+            for W, b in zip(net.weights, net.biases):
+                bound = 1.0 / W.shape[0] ** 0.5 * (1 + 1e-6)     # float32 rounding
+                assert abs(W).max() <= bound and abs(b).max() <= bound
+                assert (b != 0).all()
+    finally:
+        parts.env.close()

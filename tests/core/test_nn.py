@@ -161,6 +161,29 @@ def test_orthogonal_init_has_orthonormal_columns_times_gain_and_zero_biases():
     np.testing.assert_allclose(wide @ wide.T, 2.25 * np.eye(3), atol=1e-12)
 
 
+def test_uniform_init_is_pytorchs_linear_default_for_weights_and_biases():
+    """init="uniform": W and b of a layer with n_in inputs ~ U(-1/sqrt(n_in), 1/sqrt(n_in)),
+    whose variance is 1 / (3 n_in); the gains play no part."""
+    sizes = (400, 300, 2)
+    net = MLP(sizes, gains=(7.0, 7.0), rng=0, init="uniform")
+    for (n_in, n_out), W, b in zip(zip(sizes, sizes[1:]), net.weights, net.biases):
+        bound = 1.0 / np.sqrt(n_in)
+        entries = np.concatenate([W.ravel(), b])
+        assert np.abs(entries).max() <= bound
+        assert len(np.unique(b)) == n_out                 # drawn, not zero
+        # The sample variance of n draws of U(-c, c) has mean c^2/3 and standard error
+        # sqrt((E x^4 - (c^2/3)^2) / n) = c^2 sqrt(4/45 / n).
+        n = entries.size
+        se = bound**2 * np.sqrt(4.0 / 45.0 / n)
+        assert abs(np.mean(entries**2) - bound**2 / 3.0) < 4.0 * se
+    assert np.abs(net.weights[0]).max() > 0.99 / np.sqrt(400)            # the whole range
+
+
+def test_init_must_be_orthogonal_or_uniform():
+    with pytest.raises(ValueError, match="init"):
+        MLP((3, 4, 2), init="xavier")
+
+
 def test_default_gains_are_sqrt2_hidden_and_1_output():
     net = MLP((8, 8, 8), rng=0)
     np.testing.assert_allclose(net.weights[0].T @ net.weights[0], 2.0 * np.eye(8), atol=1e-12)

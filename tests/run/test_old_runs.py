@@ -66,6 +66,7 @@ def test_an_old_ppo_run_gives_its_saved_config(tmp_path):
     # A field added since (Adam's eps) takes the value the old run trained with, not today's
     # PPO default (1e-4), so that the run resumes as the old code would have continued it.
     assert "adam_eps" not in saved and loaded.pop("adam_eps") == 1e-5
+    assert "init" not in saved and loaded.pop("init") == "orthogonal"      # all there was
     assert loaded == saved
     assert (config.algo, config.env_id, config.total_steps, config.num_envs, config.num_steps,
             config.hidden_sizes) == ("ppo", "CartPole-v1", 4096, 4, 32, (8,))
