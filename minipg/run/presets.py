@@ -73,7 +73,9 @@ PRESETS = {
     # limit on some seeds at 1M steps while its mean action lands (benchmarks/README.md).
     ("LunarLanderContinuous-v3", "ppo"): dict(_LUNAR, ent_coef=0.0, log_std_init=-0.5),
     ("HalfCheetah-v5", "ppo"): _ZOO_HALFCHEETAH,
-    ("Hopper-v5", "ppo"): _CLEANRL_MUJOCO,
+    # lam 0.98 (CleanRL's 0.95): with it seed 2's stochastic policy hops past 2,200 (2,082 at
+    # 0.95), and every seed tried meets the target (benchmarks/README.md).
+    ("Hopper-v5", "ppo"): dict(_CLEANRL_MUJOCO, lam=0.98),
     # log_std_init -0.5: seed 1 of CleanRL's settings learned a slow gait (1,917 at 1M steps);
     # started at sigma 0.61, every seed tried meets the target (benchmarks/README.md).
     ("Walker2d-v5", "ppo"): dict(_CLEANRL_MUJOCO, log_std_init=-0.5),
@@ -93,7 +95,7 @@ SOURCES = {
     "LunarLanderContinuous-v3": ("rl-zoo, with ent_coef 0, both normalisations and "
                                  "log_std_init -0.5 (minipg)"),
     "HalfCheetah-v5": "rl-zoo",
-    "Hopper-v5": "CleanRL",
+    "Hopper-v5": "CleanRL, with lam 0.98 (minipg)",
     "Walker2d-v5": "CleanRL, with log_std_init -0.5 (minipg)",
     "MountainCarContinuous-v0": "minipg, coloured noise (minipg/envs/noise.py)",
 }
