@@ -123,6 +123,15 @@ def trained_settings(config):
     return {name: value for name, value in config.items() if name not in NOT_SETTINGS}
 
 
+def as_loaded(saved):
+    """A config.json's values as minipg reads them back: a field added after the run was saved
+    takes the value the run used (config_from_dict), so an older run of the same settings
+    still matches."""
+    from minipg.algos import ppo
+    from minipg.algos.config import config_from_dict
+    return json.loads(config_from_dict(ppo.Config, saved).to_json())
+
+
 def expected_settings(env_id, seed, budget, use_preset, hyperparameters):
     """trained_settings of the run this command would train for (env_id, seed)."""
     from minipg.algos import ppo
@@ -150,7 +159,7 @@ def adopt(results, paths, envs, seeds, use_preset, hyperparameters, steps):
                 if not os.path.exists(config_path):
                     continue
                 with open(config_path, encoding="utf-8") as f:
-                    saved = trained_settings(json.load(f))
+                    saved = trained_settings(as_loaded(json.load(f)))
                 if saved != expected_settings(env_id, int(seed), budget, use_preset,
                                               hyperparameters):
                     continue

@@ -34,11 +34,18 @@ def test_adopt_takes_the_runs_with_the_presets_settings_and_no_other(tmp_path):
         "2": {**recorded_run(tmp_path, 2), "budget": BUDGET // 2},  # another budget
         "3": recorded_run(tmp_path, 3)}}}                         # a seed not asked for
     other[ENV]["seeds"]["4"] = recorded_run(tmp_path, 5)          # seed 5's run under "4"
+    # A run saved before the `init` field existed trained with its value of today's default.
+    older = recorded_run(tmp_path, 6)
+    config_path = Path(older["run_dir"]) / "config.json"
+    saved = json.loads(config_path.read_text())
+    assert saved.pop("init") == "orthogonal"
+    config_path.write_text(json.dumps(saved))
+    other[ENV]["seeds"]["6"] = older
     path = tmp_path / "other.json"
     path.write_text(json.dumps(other))
     results = {}
-    bench_envs.adopt(results, [str(path)], [ENV], [0, 1, 2, 4], True, {}, None)
-    assert sorted(results[ENV]["seeds"]) == ["0"]
+    bench_envs.adopt(results, [str(path)], [ENV], [0, 1, 2, 4, 6], True, {}, None)
+    assert sorted(results[ENV]["seeds"]) == ["0", "6"]
     record = results[ENV]["seeds"]["0"]
     assert record["settings"] == bench_envs.settings_of(ENV, True, {})
     assert results[ENV]["bare_env_steps_per_second"] == 5000.0
