@@ -95,12 +95,28 @@ def settings_of(env_id, use_preset, hyperparameters):
     return presets.describe(values_of(env_id, use_preset, hyperparameters))
 
 
+def orphan_check():
+    """A train() callback that stops the run once the process that started this worker is
+    gone: killed by a signal (kill, pkill) the benchmark's parent cannot pass on to its pool,
+    the worker would otherwise train on for minutes with no one to report to."""
+    parent = os.getppid()
+
+    def parent_gone(record=None, policy=None):
+        return os.getppid() != parent
+    return parent_gone
+
+
 def run_one(env_id, seed, runs_dir, use_preset, hyperparameters, steps=None):
     """Train one (env, seed) and evaluate its final policy; runs in a worker process."""
     steps = steps or BENCHMARKS[env_id][0]
     run_dir = os.path.join(runs_dir, f"{env_id}-seed{seed}")
+    parent_gone = orphan_check()
     result = minipg.train(env_id, "ppo", steps, seed, run_dir=run_dir, overwrite=True,
-                          log_every=-1, preset=use_preset, **hyperparameters)
+                          log_every=-1, preset=use_preset, callback=parent_gone,
+                          **hyperparameters)
+    if parent_gone():
+        raise SystemExit(f"{env_id} seed {seed}: bench_envs.py is gone; stopped at "
+                         f"{result.history[-1]['env_steps']:,} steps (resumable: {run_dir})")
     last = result.history[-1]
     returns = minipg.evaluate(result.run_dir, env_id, EVAL_EPISODES, seed=10_000 + seed)
     deterministic = minipg.evaluate(result.run_dir, env_id, EVAL_EPISODES, seed=10_000 + seed,

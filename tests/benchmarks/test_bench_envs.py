@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_envs.py"
 spec = importlib.util.spec_from_file_location("bench_envs", PATH)
@@ -68,3 +69,15 @@ def test_the_verdict_compares_the_deterministic_mean_of_seeds_0_to_2():
     assert row["deterministic_012"] == -150.0           # seed 7 is not in the reference's mean
     assert np.mean(row["deterministic"]) == -212.5
     assert row["met"] == 3 and row["beaten"] == "beaten (-150.0 vs -172.2)"
+
+
+def test_a_worker_whose_parent_is_gone_stops_after_the_iteration_it_is_in(tmp_path, monkeypatch):
+    """Killed by a signal, bench_envs.py cannot stop its pool's workers: each one checks after
+    every iteration that the process that started it is still its parent, and stops if not
+    (the run saved, nothing evaluated)."""
+    parents = iter([1234] + [1234] * 2 + [1])     # the parent, 2 iterations, then init's pid
+    monkeypatch.setattr(bench_envs.os, "getppid", lambda: next(parents, 1))
+    with pytest.raises(SystemExit, match="bench_envs.py is gone; stopped at"):
+        bench_envs.run_one("CartPole-v1", 0, str(tmp_path), True, {}, steps=50 * 512)
+    progress = (tmp_path / "CartPole-v1-seed0" / "progress.csv").read_text().splitlines()
+    assert len(progress) == 1 + 3                  # header + the iterations before it stopped
