@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from minipg.core.checks import check_bool, check_choice, check_int, check_real
+from minipg.core.nn import ACTIVATIONS, INITS
 
 
 @dataclass
@@ -82,8 +83,8 @@ class RunConfig:
                             f"{self.hidden_sizes!r}")
         for width in self.hidden_sizes:
             check_int("hidden_sizes", width, 1)
-        check_choice("activation", self.activation, ("tanh", "relu"))
-        check_choice("init", self.init, ("orthogonal", "uniform"))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("init", self.init, INITS)
         check_choice("vectorization", self.vectorization, ("auto", "sync", "async"))
         for name in ("env_id", "env_factory", "preset", "algo"):
             if not isinstance(getattr(self, name), str):
