@@ -16,9 +16,10 @@ _kernels.pyx) is the same source compiled with AVX2 and FMA: twice as many eleme
 instruction. minipg.core.returns uses it when the CPU can run it, checked at import (NumPy dispatches
 its own loops the same way). Set MINIPG_NO_AVX2=1 to build the baseline only.
 
-`minipg._update_kernels` (ext/_update_kernels.pyx: Adam's step, tanh's derivative in the
-backward pass) is built once, for the baseline, without FMA contraction: its results are NumPy's
-bit for bit.
+`minipg._update_kernels` (ext/_update_kernels.pyx: Adam's step, the reward scaler's, an MLP's
+passes, a Categorical's log-softmax and sampling) is built once, for the baseline, without FMA
+contraction, against NumPy's headers (it calls NumPy's own inner loops): its results are
+NumPy's bit for bit.
 """
 import os
 import platform

@@ -1,19 +1,23 @@
-"""Compiled kernels for the training step: Adam's step and tanh's derivative in the backward
-pass, and the reward scaler's per-step update while collecting.
+"""Compiled kernels for the training step, each bit for bit the NumPy lines it replaces:
 
-Each kernel is one loop doing what its NumPy reference (Adam.step_reference in
-minipg/core/optim.py, MLP.backward's NumPy lines in minipg/core/nn.py,
-RewardScaler.scale_reference in minipg/core/normalize.py) does in several passes over the
-arrays: the same IEEE operations, on the same dtype, in the same order, so the results
-are bit for bit the reference's (the tests compare them with array_equal). Two things keep them
-so: setup.py compiles this module without FMA contraction (-ffp-contract=off; a fused
-multiply-add rounds once where NumPy rounds twice) and without -ffast-math, and each scalar is
-rounded to the dtype NumPy would compute in. NumPy 2 treats a Python float as "weak" (it takes
-the array's dtype: float32 for a float32 array) and a numpy.float64 scalar as float64 (the
-float32 array is promoted, the result rounded back when stored), and the kernels follow the
-reference line by line on that.
+    adam_step                  Adam.step_reference (minipg/core/optim.py)
+    reward_scale_step          RewardScaler.scale_reference (minipg/core/normalize.py)
+    mlp_tanh_forward/backward  MLP.forward's and MLP.backward's NumPy lines (minipg/core/nn.py)
+    categorical_log_softmax    log_softmax's NumPy lines (minipg/core/distributions.py)
+    categorical_sample         Categorical.sample's lines and the gather of log_prob
 
-Shapes are checked here (ValueError), before the GIL is released: the loops trust them.
+Each does in one call what its reference does in several NumPy calls: the same IEEE
+operations, on the same dtype, in the same order, so the results are bit for bit the
+reference's (the tests compare them with array_equal). Three things keep them so. setup.py
+compiles this module without FMA contraction (-ffp-contract=off; a fused multiply-add rounds
+once where NumPy rounds twice) and without -ffast-math. Each scalar is rounded to the dtype
+NumPy would compute in: NumPy 2 treats a Python float as "weak" (it takes the array's dtype:
+float32 for a float32 array) and a numpy.float64 scalar as float64 (the float32 array is
+promoted, the result rounded back when stored), and the kernels follow the reference line by
+line on that. And what is not one exactly rounded operation -- a matrix product, tanh, exp,
+log -- is not recomputed here at all: the kernels call NumPy's own inner loops for it (below).
+
+Shapes and dtypes are checked here (ValueError), before any loop runs: the loops trust them.
 """
 from libc.math cimport sqrt, sqrtf
 from libc.stdlib cimport malloc, free
@@ -70,24 +74,6 @@ def adam_step(floating[::1] params not None, const floating[::1] grad not None,
             s = mi / s
             s = <floating>(<double>s * step_size)
             p[i] = p[i] - s
-
-
-def tanh_backward(floating[:, ::1] grad_h not None, const floating[:, ::1] h not None):
-    """grad_h *= 1 - h^2 in place (tanh'(z) from the layer's output h = tanh(z)), rounding as
-    NumPy's three passes do: h*h, then 1 - that, then the product."""
-    cdef Py_ssize_t rows = grad_h.shape[0], cols = grad_h.shape[1], i, j
-    _check_length("h's rows", h.shape[0], rows)
-    _check_length("h's columns", h.shape[1], cols)
-    if rows == 0 or cols == 0:
-        return
-    cdef floating square, derivative
-    cdef floating* g = &grad_h[0, 0]
-    cdef const floating* h_ = &h[0, 0]
-    with nogil:
-        for i in range(rows * cols):                  # both C-contiguous: one flat loop
-            square = h_[i] * h_[i]
-            derivative = 1 - square
-            g[i] = g[i] * derivative
 
 
 cdef double _pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
@@ -187,3 +173,415 @@ def reward_scale_step(double[::1] returns not None, const double[::1] rewards no
             scaled[i] = x
     free(picked)
     return count, mean, var
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy's own loops, called from here. A network's forward and backward pass, and a
+# Categorical's log-softmax and sampling, are a dozen NumPy calls each on small arrays, where
+# NumPy's per-call work (parsing the arguments, choosing a loop, allocating, broadcasting a bias
+# row by row) costs as much as the arithmetic. The kernels below do that work once: they call
+# the very inner loops NumPy would run (its matmul loop, which calls the same BLAS routine with
+# the same arguments, and its SIMD tanh, exp and log), with the strides NumPy would pass, and do
+# the exactly rounded steps (adding a bias, subtracting, dividing) in plain loops. So their
+# results are NumPy's bit for bit, including tanh and exp, whose SIMD approximations differ
+# from the C library's in the last bit. The tests compare them with array_equal.
+# --------------------------------------------------------------------------------------------
+
+cimport numpy as cnp
+from numpy cimport npy_intp, PyUFuncGenericFunction
+import numpy as np
+
+cnp.import_array()
+cnp.import_ufunc()
+
+
+cdef struct Loop:
+    PyUFuncGenericFunction function
+    void* data
+
+
+cdef Loop _find_loop(object ufunc, int typenum) except *:
+    """NumPy's inner loop of ufunc for arguments all of one type (NPY_FLOAT or NPY_DOUBLE)."""
+    cdef cnp.ufunc u = <cnp.ufunc?>ufunc
+    cdef int i, j
+    cdef bint match
+    cdef Loop loop
+    for i in range(u.ntypes):
+        match = True
+        for j in range(u.nargs):
+            if u.types[i * u.nargs + j] != typenum:
+                match = False
+        if match:
+            loop.function = u.functions[i]
+            loop.data = u.data[i]
+            return loop
+    raise ImportError(f"numpy.{ufunc.__name__} has no loop for type number {typenum}")
+
+
+# index 0: float32, 1: float64
+cdef Loop MATMUL[2]
+cdef Loop TANH[2]
+cdef Loop EXP[2]
+cdef Loop LOG[2]
+for _k, _typenum in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
+    MATMUL[_k] = _find_loop(np.matmul, _typenum)
+    TANH[_k] = _find_loop(np.tanh, _typenum)
+    EXP[_k] = _find_loop(np.exp, _typenum)
+    LOG[_k] = _find_loop(np.log, _typenum)
+
+
+cdef inline void _matmul(Loop* loop, char* a, npy_intp a_m, npy_intp a_n,
+                         char* b, npy_intp b_n, npy_intp b_p,
+                         char* out, npy_intp out_m, npy_intp out_p,
+                         npy_intp m, npy_intp n, npy_intp p):
+    """out (m, p) = a (m, n) @ b (n, p), strides in bytes: what np.matmul(a, b, out=out) runs.
+    A 1-d operand is a missing core dim: size 1, stride 0 (as the ufunc machinery passes it)."""
+    cdef char* args[3]
+    cdef npy_intp dims[4]
+    cdef npy_intp steps[9]
+    args[0], args[1], args[2] = a, b, out
+    dims[0], dims[1], dims[2], dims[3] = 1, m, n, p
+    steps[0], steps[1], steps[2] = 0, 0, 0
+    steps[3], steps[4], steps[5], steps[6], steps[7], steps[8] = a_m, a_n, b_n, b_p, out_m, out_p
+    loop.function(args, dims, steps, loop.data)
+
+
+cdef inline void _unary(Loop* loop, char* x, char* out, npy_intp n, npy_intp itemsize):
+    """out = f(x) over n contiguous elements: np.f(x, out=out) on contiguous arrays."""
+    cdef char* args[2]
+    cdef npy_intp dims[1]
+    cdef npy_intp steps[2]
+    args[0], args[1] = x, out
+    dims[0] = n
+    steps[0], steps[1] = itemsize, itemsize
+    loop.function(args, dims, steps, loop.data)
+
+
+cdef inline int _kind(cnp.ndarray a):
+    """0 for float32, 1 for float64, -1 for anything else."""
+    cdef int t = cnp.PyArray_TYPE(a)
+    return 0 if t == cnp.NPY_FLOAT else (1 if t == cnp.NPY_DOUBLE else -1)
+
+
+cdef inline char* _data(cnp.ndarray a):
+    return <char*>cnp.PyArray_DATA(a)
+
+
+cdef inline cnp.ndarray _empty2(npy_intp rows, npy_intp cols, int kind):
+    cdef npy_intp dims[2]
+    dims[0], dims[1] = rows, cols
+    return cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT if kind == 0 else cnp.NPY_DOUBLE, 0)
+
+
+cdef inline cnp.ndarray _empty1(npy_intp n, int typenum):
+    cdef npy_intp dims[1]
+    dims[0] = n
+    return cnp.PyArray_EMPTY(1, dims, typenum, 0)
+
+
+cdef void _check_layers(tuple weights, tuple biases, int kind) except *:
+    """Every W_l a C-contiguous (n_in, n_out) matrix and b_l an (n_out,) vector of the
+    network's dtype, each layer's n_in the last one's n_out."""
+    cdef Py_ssize_t l, L = len(weights)
+    cdef cnp.ndarray W, b
+    if L == 0 or len(biases) != L:
+        raise ValueError(f"weights and biases must have one entry per layer, got {L} and "
+                         f"{len(biases)}")
+    for l in range(L):
+        W, b = weights[l], biases[l]
+        if W.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(W) or _kind(W) != kind:
+            raise ValueError(f"weights[{l}] must be a C-contiguous 2-d array of the network's "
+                             f"dtype, got shape {(<object>W).shape}, dtype {(<object>W).dtype}")
+        if (b.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(b) or _kind(b) != kind
+                or b.shape[0] != W.shape[1]):
+            raise ValueError(f"biases[{l}] must be a contiguous ({W.shape[1]},) vector of the "
+                             f"network's dtype, got shape {(<object>b).shape}, "
+                             f"dtype {(<object>b).dtype}")
+        if l > 0 and W.shape[0] != (<cnp.ndarray>weights[l - 1]).shape[1]:
+            raise ValueError(f"weights[{l}] has {W.shape[0]} rows, expected "
+                             f"{(<cnp.ndarray>weights[l - 1]).shape[1]}")
+
+
+cdef void _add_bias(floating* h, const floating* b, npy_intp rows, npy_intp cols) noexcept nogil:
+    """h[i, :] += b (np.add's rounding: one IEEE addition per entry)."""
+    cdef npy_intp i, j
+    for i in range(rows):
+        for j in range(cols):
+            h[i * cols + j] = h[i * cols + j] + b[j]
+
+
+def mlp_tanh_forward(cnp.ndarray x not None, tuple weights not None, tuple biases not None):
+    """MLP.forward's NumPy lines for a tanh network, in one call:
+
+        z_l = h_{l-1} @ W_l + b_l,   h_l = tanh(z_l) on hidden layers,   out = z_L
+
+    Returns (hidden, out): the list [h_1, ..., h_{L-1}] and out, new C-contiguous arrays. x is
+    (B, n_0) with any strides NumPy would take as they are. None where NumPy's lines would do
+    something else (the caller runs them): an x of another dtype than the network's (NumPy
+    would promote) or misaligned (NumPy would copy it first).
+    """
+    if len(weights) == 0:
+        raise ValueError("weights must have at least one layer")
+    cdef cnp.ndarray W = weights[0]
+    cdef int kind = _kind(W)
+    if kind < 0:
+        raise ValueError(f"weights[0] must be float32 or float64, got {(<object>W).dtype}")
+    _check_layers(weights, biases, kind)
+    if x.ndim != 2:
+        raise ValueError(f"x must be a 2-d array, got shape {(<object>x).shape}")
+    if _kind(x) != kind or not cnp.PyArray_ISALIGNED(x):
+        return None
+    if x.shape[1] != W.shape[0]:
+        raise ValueError(f"x must have {W.shape[0]} columns, got shape {(<object>x).shape}")
+    if x.shape[0] == 0:
+        raise ValueError("x is an empty batch (B = 0)")
+    cdef npy_intp B = x.shape[0], itemsize = x.itemsize, n_in, n_out
+    cdef Py_ssize_t l, L = len(weights)
+    cdef cnp.ndarray h_prev = x, h, b
+    cdef npy_intp prev_m = x.strides[0], prev_n = x.strides[1]
+    hidden = []
+    for l in range(L):
+        W, b = weights[l], biases[l]
+        n_in, n_out = W.shape[0], W.shape[1]
+        h = _empty2(B, n_out, kind)
+        _matmul(&MATMUL[kind], _data(h_prev), prev_m, prev_n,
+                _data(W), n_out * itemsize, itemsize,
+                _data(h), n_out * itemsize, itemsize, B, n_in, n_out)
+        if kind == 0:
+            _add_bias(<float*>_data(h), <float*>_data(b), B, n_out)
+        else:
+            _add_bias(<double*>_data(h), <double*>_data(b), B, n_out)
+        if l == L - 1:
+            return hidden, h
+        _unary(&TANH[kind], _data(h), _data(h), B * n_out, itemsize)
+        hidden.append(h)
+        h_prev, prev_m, prev_n = h, n_out * itemsize, itemsize
+
+
+cdef void _tanh_derivative(floating* g, const floating* h, npy_intp n) noexcept nogil:
+    """g *= 1 - h^2 (tanh'(z) from the layer's output h = tanh(z)), rounded as NumPy's three
+    passes do: h*h, then 1 - that, then the product."""
+    cdef npy_intp i
+    cdef floating square, derivative
+    for i in range(n):
+        square = h[i] * h[i]
+        derivative = 1 - square
+        g[i] = g[i] * derivative
+
+
+cdef void _outer(floating* out, const floating* g, const floating* w, npy_intp rows,
+                 npy_intp cols, npy_intp w_stride) noexcept nogil:
+    """out[i, j] = g[i] * w[j]: np.multiply(g (rows, 1), W[:, 0]) broadcast."""
+    cdef npy_intp i, j
+    for i in range(rows):
+        for j in range(cols):
+            out[i * cols + j] = g[i] * w[j * w_stride]
+
+
+def mlp_tanh_backward(list layer_inputs not None, tuple weights not None, tuple biases not None,
+                      cnp.ndarray grad_out not None, tuple grad_weights not None,
+                      tuple grad_biases not None, cnp.ndarray ones not None, bint input_grad):
+    """MLP.backward's NumPy lines for a tanh network, in one call, from the top layer down:
+
+        dL/dW_l = h_{l-1}^T g_l,   dL/db_l = ones^T g_l,   g_{l-1} = (g_l W_l^T) * (1 - h_{l-1}^2)
+
+    (g_l W_l^T for a one-column W_l is the broadcast product NumPy's lines use). Writes into
+    grad_weights[l] (n_in, n_out) and grad_biases[l] (n_out,), C-contiguous; returns
+    dL/dx = g_1 W_1^T if input_grad, else None. layer_inputs = [x, h_1, ...] from the forward,
+    ones a (B,) vector of ones, grad_out (B, n_L) C-contiguous.
+    """
+    cdef cnp.ndarray x = layer_inputs[0], h_prev, W, g, grad_h, dW, db
+    cdef int kind = _kind(x)
+    if kind < 0 or x.ndim != 2:
+        raise ValueError(f"layer_inputs[0] must be a 2-d float32 or float64 array")
+    _check_layers(weights, biases, kind)
+    cdef Py_ssize_t l, L = len(weights)
+    cdef npy_intp B = x.shape[0], itemsize = x.itemsize, n_in, n_out, h_m, h_n
+    if len(layer_inputs) != L or len(grad_weights) != L or len(grad_biases) != L:
+        raise ValueError(f"layer_inputs, grad_weights and grad_biases must have one entry per "
+                         f"layer ({L})")
+    if not cnp.PyArray_ISALIGNED(x):
+        raise ValueError("layer_inputs[0] must be aligned")
+    for l in range(L):
+        W, h_prev = weights[l], layer_inputs[l]
+        dW, db = grad_weights[l], grad_biases[l]
+        if (_kind(h_prev) != kind or h_prev.ndim != 2 or h_prev.shape[0] != B
+                or h_prev.shape[1] != W.shape[0]
+                or (l > 0 and not cnp.PyArray_IS_C_CONTIGUOUS(h_prev))):
+            raise ValueError(f"layer_inputs[{l}] must be ({B}, {W.shape[0]}) in the network's "
+                             f"dtype" + (", C-contiguous" if l > 0 else ""))
+        if (_kind(dW) != kind or dW.ndim != 2 or dW.shape[0] != W.shape[0]
+                or dW.shape[1] != W.shape[1] or not cnp.PyArray_IS_C_CONTIGUOUS(dW)):
+            raise ValueError(f"grad_weights[{l}] must be a C-contiguous {(<object>W).shape} "
+                             "array of the network's dtype")
+        if (_kind(db) != kind or db.ndim != 1 or db.shape[0] != W.shape[1]
+                or not cnp.PyArray_IS_C_CONTIGUOUS(db)):
+            raise ValueError(f"grad_biases[{l}] must be a contiguous ({W.shape[1]},) vector of "
+                             "the network's dtype")
+    W = weights[L - 1]
+    if (_kind(grad_out) != kind or grad_out.ndim != 2 or grad_out.shape[0] != B
+            or grad_out.shape[1] != W.shape[1] or not cnp.PyArray_IS_C_CONTIGUOUS(grad_out)):
+        raise ValueError(f"grad_out must be a C-contiguous ({B}, {W.shape[1]}) array of the "
+                         "network's dtype")
+    if (_kind(ones) != kind or ones.ndim != 1 or ones.shape[0] != B
+            or not cnp.PyArray_IS_C_CONTIGUOUS(ones)):
+        raise ValueError(f"ones must be a contiguous ({B},) vector of the network's dtype")
+
+    g = grad_out
+    for l in range(L - 1, -1, -1):
+        W, h_prev = weights[l], layer_inputs[l]
+        dW, db = grad_weights[l], grad_biases[l]
+        n_in, n_out = W.shape[0], W.shape[1]
+        h_m, h_n = h_prev.strides[0], h_prev.strides[1]
+        # dL/dW_l = h_{l-1}^T g_l: h^T is (n_in, B) with h's strides swapped
+        _matmul(&MATMUL[kind], _data(h_prev), h_n, h_m, _data(g), n_out * itemsize, itemsize,
+                _data(dW), n_out * itemsize, itemsize, n_in, B, n_out)
+        # dL/db_l = ones @ g_l: ones is 1-d, a missing row dim (size 1, stride 0), and so is
+        # the output's
+        _matmul(&MATMUL[kind], _data(ones), 0, itemsize, _data(g), n_out * itemsize, itemsize,
+                _data(db), 0, itemsize, 1, B, n_out)
+        if l == 0 and not input_grad:
+            return None
+        grad_h = _empty2(B, n_in, kind)
+        if n_out == 1 and l > 0:
+            if kind == 0:
+                _outer(<float*>_data(grad_h), <float*>_data(g), <float*>_data(W), B, n_in, 1)
+            else:
+                _outer(<double*>_data(grad_h), <double*>_data(g), <double*>_data(W), B, n_in, 1)
+        else:
+            # g_l W_l^T: W^T is (n_out, n_in) with W's strides swapped
+            _matmul(&MATMUL[kind], _data(g), n_out * itemsize, itemsize,
+                    _data(W), itemsize, n_out * itemsize,
+                    _data(grad_h), n_in * itemsize, itemsize, B, n_out, n_in)
+        if l == 0:
+            return grad_h
+        if kind == 0:
+            _tanh_derivative(<float*>_data(grad_h), <float*>_data(h_prev), B * n_in)
+        else:
+            _tanh_derivative(<double*>_data(grad_h), <double*>_data(h_prev), B * n_in)
+        g = grad_h
+
+
+cdef void _shift_by_row_max(floating* shifted, const floating* logits, npy_intp n,
+                            npy_intp K) noexcept nogil:
+    """shifted[i] = logits[i] - logits[i, argmax_k logits[i]] (argmax: the first maximum, or
+    the first NaN, as np.argmax)."""
+    cdef npy_intp i, k, best
+    cdef floating top, v
+    for i in range(n):
+        best, top = 0, logits[i * K]
+        if top == top:
+            for k in range(1, K):
+                v = logits[i * K + k]
+                if v != v:
+                    best = k
+                    break
+                if v > top:
+                    best, top = k, v
+        top = logits[i * K + best]
+        for k in range(K):
+            shifted[i * K + k] = logits[i * K + k] - top
+
+
+cdef void _normalise(floating* log_probs, floating* probs, const floating* log_sum,
+                     const floating* sum_exp, npy_intp n, npy_intp K) noexcept nogil:
+    """log_probs = shifted - log(sum_exp), probs = exp / sum_exp, row by row, in place."""
+    cdef npy_intp i, k
+    for i in range(n):
+        for k in range(K):
+            log_probs[i * K + k] = log_probs[i * K + k] - log_sum[i]
+            probs[i * K + k] = probs[i * K + k] / sum_exp[i]
+
+
+def categorical_log_softmax(cnp.ndarray logits not None, cnp.ndarray ones not None):
+    """Categorical's log-softmax in one call, its NumPy lines' numbers:
+
+        m = z[argmax z] per row,  s = z - m,  e = exp(s),  S = e @ ones,
+        log pi = s - log(S),  pi = e / S
+
+    logits: (n, K) C-contiguous, float32 or float64; ones: (K,) of ones, same dtype.
+    Returns (log_probs, probs), new (n, K) arrays.
+    """
+    cdef int kind = _kind(logits)
+    if kind < 0 or logits.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(logits):
+        raise ValueError(f"logits must be a C-contiguous 2-d float32 or float64 array, got "
+                         f"shape {(<object>logits).shape}, dtype {(<object>logits).dtype}")
+    cdef npy_intp n = logits.shape[0], K = logits.shape[1], itemsize = logits.itemsize
+    if (_kind(ones) != kind or ones.ndim != 1 or ones.shape[0] != K
+            or not cnp.PyArray_IS_C_CONTIGUOUS(ones)):
+        raise ValueError(f"ones must be a contiguous ({K},) vector of the logits' dtype")
+    if K == 0:
+        raise ValueError("logits must have at least one action in its last dim")
+    cdef cnp.ndarray log_probs = _empty2(n, K, kind), probs = _empty2(n, K, kind)
+    cdef cnp.ndarray sum_exp = _empty2(n, 1, kind), log_sum = _empty2(n, 1, kind)
+    if n == 0:
+        return log_probs, probs
+    if kind == 0:
+        _shift_by_row_max(<float*>_data(log_probs), <float*>_data(logits), n, K)
+    else:
+        _shift_by_row_max(<double*>_data(log_probs), <double*>_data(logits), n, K)
+    _unary(&EXP[kind], _data(log_probs), _data(probs), n * K, itemsize)
+    # S = e @ ones: a matrix times a 1-d vector, the missing column dim of size 1, stride 0
+    _matmul(&MATMUL[kind], _data(probs), K * itemsize, itemsize, _data(ones), itemsize, 0,
+            _data(sum_exp), itemsize, 0, n, K, 1)
+    _unary(&LOG[kind], _data(sum_exp), _data(log_sum), n, itemsize)
+    if kind == 0:
+        _normalise(<float*>_data(log_probs), <float*>_data(probs), <float*>_data(log_sum),
+                   <float*>_data(sum_exp), n, K)
+    else:
+        _normalise(<double*>_data(log_probs), <double*>_data(probs), <double*>_data(log_sum),
+                   <double*>_data(sum_exp), n, K)
+    return log_probs, probs
+
+
+cdef void _sample(const floating* probs, const floating* log_probs, const double* u,
+                  long long* actions, floating* log_prob, npy_intp n, npy_intp K) noexcept nogil:
+    """a_i = the first k with u_i < cdf_k, cdf_k = pi_0 + ... + pi_k summed in the
+    probabilities' dtype (np.cumsum) and compared in float64 (NumPy promotes); the last cdf
+    entry counts as inf, so a_i = K - 1 if no earlier one; 0 if u_i is NaN (np.argmax of a
+    row of False)."""
+    cdef npy_intp i, k, a
+    cdef floating cdf
+    for i in range(n):
+        a = K - 1 if u[i] == u[i] else 0
+        cdf = 0
+        for k in range(K - 1):
+            cdf = probs[i * K] if k == 0 else cdf + probs[i * K + k]
+            if <double>cdf > u[i]:
+                a = k
+                break
+        actions[i] = a
+        log_prob[i] = log_probs[i * K + a]
+
+
+def categorical_sample(cnp.ndarray probs not None, cnp.ndarray log_probs not None,
+                       cnp.ndarray u not None):
+    """Categorical.sample_with_log_prob's NumPy lines after the draw of u, in one call:
+
+        cdf = cumsum(pi) (the last entry set to inf),  a = first k with u < cdf_k,
+        log_prob = log pi(a)
+
+    probs, log_probs (n, K) C-contiguous of one float dtype, u (n,) or (n, 1) float64
+    uniforms. Returns (actions int64 (n,), log_prob (n,)).
+    """
+    cdef int kind = _kind(probs)
+    if (kind < 0 or probs.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(probs)
+            or _kind(log_probs) != kind or log_probs.ndim != 2
+            or log_probs.shape[0] != probs.shape[0] or log_probs.shape[1] != probs.shape[1]
+            or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)):
+        raise ValueError("probs and log_probs must be C-contiguous (n, K) arrays of one float "
+                         "dtype")
+    cdef npy_intp n = probs.shape[0], K = probs.shape[1]
+    if (_kind(u) != 1 or u.size != n or not cnp.PyArray_IS_C_CONTIGUOUS(u)):
+        raise ValueError(f"u must be {n} contiguous float64 uniforms")
+    if K == 0:
+        raise ValueError("probs must have at least one action in its last dim")
+    cdef cnp.ndarray actions = _empty1(n, cnp.NPY_INT64)
+    cdef cnp.ndarray log_prob = _empty1(n, cnp.PyArray_TYPE(probs))
+    if kind == 0:
+        _sample(<float*>_data(probs), <float*>_data(log_probs), <double*>_data(u),
+                <long long*>_data(actions), <float*>_data(log_prob), n, K)
+    else:
+        _sample(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(u),
+                <long long*>_data(actions), <double*>_data(log_prob), n, K)
+    return actions, log_prob

@@ -148,11 +148,10 @@ class MLP:
 
     def layer_views(self, flat):
         """Per-layer (n_in, n_out) weight and (n_out,) bias views of a flat vector laid out like
-        params, in the order W_1, b_1, W_2, ..."""
-        weights, biases = [], []
-        for start, middle, end, shape in self._layout:
-            weights.append(flat[start:middle].reshape(shape))
-            biases.append(flat[middle:end])
+        params: two tuples, (W_1, W_2, ...) and (b_1, b_2, ...)."""
+        layout = self._layout
+        weights = tuple(flat[start:middle].reshape(shape) for start, middle, _, shape in layout)
+        biases = tuple(flat[middle:end] for _, middle, end, _ in layout)
         return weights, biases
 
     @staticmethod
@@ -189,6 +188,10 @@ class MLP:
             raise ValueError(f"x must have shape (B, {self.in_dim}), got shape {x.shape}")
         if x.shape[0] == 0:
             raise ValueError("x is an empty batch (B = 0); the network needs at least one row")
+        computed = self._compiled_forward(x)
+        if computed is not None:
+            hidden, out = computed
+            return out, MLPCache([x, *hidden])
         layer_inputs = [x]
         h = x
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
@@ -211,6 +214,9 @@ class MLP:
         the network's dtype (the caller's checks, e.g. as_rows, guarantee it). The same
         operations as forward, so the same numbers.
         """
+        computed = self._compiled_forward(x)
+        if computed is not None:
+            return computed[1]
         h = x
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             h = h @ W
@@ -222,6 +228,15 @@ class MLP:
         out = h @ self.weights[-1]
         out += self.biases[-1]
         return out
+
+    def _compiled_forward(self, x):
+        """forward's NumPy lines below as one compiled call (ext/_update_kernels.pyx: the same
+        NumPy loops and roundings, so the same numbers): (hidden outputs, out), or None where
+        it does not apply (a relu network, MINIPG_PURE_NUMPY=1, an x that NumPy would copy
+        first)."""
+        if self.activation != "tanh" or update_kernels is None:
+            return None
+        return update_kernels.mlp_tanh_forward(x, self.weights, self.biases)
 
     def backward(self, cache, grad_out, out=None, input_grad=True):
         """(grad_x, grad_params) = (dL/dx (B, in_dim), dL/dparams laid out like params).
@@ -245,6 +260,13 @@ class MLP:
         if self._ones.shape[0] != batch or self._ones.dtype != self.dtype:
             self._ones = np.ones(batch, self.dtype)
         ones = self._ones
+        if (self.activation == "tanh" and update_kernels is not None
+                and grad_out.flags.c_contiguous and cache.layer_inputs[0].flags.aligned):
+            # the loop below as one compiled call, the same numbers (ext/_update_kernels.pyx)
+            grad_x = update_kernels.mlp_tanh_backward(cache.layer_inputs, self.weights,
+                                                      self.biases, grad_out, grad_weights,
+                                                      grad_biases, ones, input_grad)
+            return grad_x, out
         g = grad_out                                       # g_l = dL/dz_l, from the top down
         for l in reversed(range(len(self.weights))):
             h_prev = cache.layer_inputs[l]
@@ -257,9 +279,7 @@ class MLP:
             # which NumPy's matmul computes without BLAS (20 us at B = 251): broadcast instead.
             grad_h = g * W[:, 0] if W.shape[1] == 1 else g @ W.T
             # g_{l-1} = dL/dh_{l-1} * f'(z_{l-1})
-            if self.activation == "tanh" and update_kernels is not None:
-                update_kernels.tanh_backward(grad_h, h_prev)   # the three lines below, fused
-            elif self.activation == "tanh":
+            if self.activation == "tanh":
                 derivative = h_prev * h_prev
                 np.subtract(1, derivative, out=derivative)     # 1 - h^2
                 grad_h *= derivative

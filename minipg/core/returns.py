@@ -79,9 +79,9 @@ else:
     _kernels = _load_kernels(os.environ.get("MINIPG_KERNELS", "auto"))
     BACKEND = "cython"
     KERNELS = _kernels.instruction_set()     # "avx2" or "baseline"
-    # The update step's kernels follow the same switch (ext/_update_kernels.pyx: Adam's step
-    # and tanh's derivative, used by minipg.core.optim and minipg.core.nn; bit for bit their
-    # NumPy references, which MINIPG_PURE_NUMPY=1 runs instead).
+    # The update step's kernels follow the same switch (ext/_update_kernels.pyx, used by
+    # minipg.core.optim, .normalize, .nn and .distributions; bit for bit their NumPy
+    # references, which MINIPG_PURE_NUMPY=1 runs instead).
     update_kernels = importlib.import_module("minipg._update_kernels")
 
 __all__ = ["reward_to_go", "gae", "reward_to_go_reference", "gae_reference", "BACKEND", "KERNELS"]

@@ -1,7 +1,9 @@
 """The training step's compiled kernels (ext/_update_kernels.pyx) are their NumPy references,
-bit for bit: Adam's step against Adam.step_reference, tanh's derivative in MLP.backward against
-its three NumPy lines, the reward scaler's step against RewardScaler.scale_reference. Bit for bit, not to a tolerance: a training run must not change with the
-build (tests compare with array_equal). Bad shapes raise ValueError instead of crashing.
+bit for bit: Adam's step against Adam.step_reference, the networks' forward and backward passes
+against MLP's NumPy lines, a Categorical's log-softmax and sampling against theirs, the reward
+scaler's step against RewardScaler.scale_reference. Bit for bit, not to a tolerance: a training
+run must not change with the build (tests compare with array_equal). Bad shapes raise
+ValueError instead of crashing.
 """
 import json
 import os
@@ -12,7 +14,9 @@ import textwrap
 import numpy as np
 import pytest
 
+import minipg.core.distributions as distributions
 import minipg.core.nn as nn
+from minipg.core.distributions import Categorical
 from minipg.core.nn import MLP
 from minipg.core.normalize import RewardScaler
 from minipg.core.optim import Adam, clip_and_step
@@ -65,17 +69,112 @@ def test_clip_and_step_checks_the_gradient_once_and_still_refuses_nan():
     assert not params.any()                           # untouched
 
 
+NETWORKS = [(4, 64, 64, 2),     # CartPole's policy
+            (4, 64, 64, 1),     # its critic: the one-column layer's broadcast product
+            (17, 256, 256, 6),  # a MuJoCo policy
+            (3, 5),             # one linear layer
+            (2, 3, 4, 5, 6)]    # three hidden layers
+
+
+def numpy_lines(monkeypatch, *modules):
+    """From here on, these modules run their NumPy lines (the kernels' references)."""
+    for module in modules:
+        monkeypatch.setattr(module, "update_kernels", None)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tanh_backward_kernel_is_the_numpy_reference_bit_for_bit(dtype, monkeypatch):
-    rng = np.random.default_rng(2)
-    net = MLP((5, 33, 17, 3), rng=1, dtype=dtype)
-    _, cache = net.forward(rng.normal(size=(251, 5)) * 3)
-    grad_out = rng.normal(size=(251, 3))
-    grad_x, grad = net.backward(cache, grad_out)
-    monkeypatch.setattr(nn, "update_kernels", None)   # the NumPy lines
-    grad_x_reference, grad_reference = net.backward(cache, grad_out)
-    np.testing.assert_array_equal(grad, grad_reference)
-    np.testing.assert_array_equal(grad_x, grad_x_reference)
+@pytest.mark.parametrize("sizes", NETWORKS)
+def test_mlp_kernels_are_the_numpy_lines_bit_for_bit(dtype, sizes, monkeypatch):
+    """forward, predict and backward (with and without dL/dx) on batches from 1 row (BLAS's
+    vector cases) to 1000, inputs contiguous and strided."""
+    rng = np.random.default_rng(len(sizes))
+    net = MLP(sizes, rng=1, dtype=dtype)
+    net.biases[0][...] = rng.normal(size=sizes[1])             # nonzero biases
+    cases = []
+    for batch in (1, 2, 7, 251, 1000):
+        x = (rng.normal(size=(batch, 2 * sizes[0])) * 3).astype(dtype)
+        cases.append((x[:, ::2], rng.normal(size=(batch, sizes[-1])).astype(dtype)))
+        cases.append((np.ascontiguousarray(x[:, ::2]), cases[-1][1]))
+
+    def run():
+        results = []
+        for x, grad_out in cases:
+            out, cache = net.forward(x)
+            results += [out, *cache.layer_inputs[1:], net.predict(x)]
+            for input_grad in (True, False):
+                grad_x, grad = net.backward(cache, grad_out, input_grad=input_grad)
+                results += [grad] + ([grad_x] if input_grad else [])
+        return results
+
+    compiled = run()
+    numpy_lines(monkeypatch, nn)
+    reference = run()
+    assert len(compiled) == len(reference)
+    for got, expected in zip(compiled, reference):
+        assert got.dtype == expected.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_mlp_kernels_leave_relu_and_unusual_inputs_to_numpy(monkeypatch):
+    """A relu network, an input of another dtype (NumPy promotes it) and a misaligned one
+    (NumPy copies it) run the NumPy lines: the same numbers as with no kernels at all."""
+    rng = np.random.default_rng(3)
+    tanh32 = MLP((4, 8, 2), rng=1, dtype=np.float32)
+    relu = MLP((4, 8, 2), activation="relu", rng=1)
+    raw = np.zeros(4 * 5 * 8 + 1, np.uint8)[1:].view()           # one byte off alignment
+    misaligned = np.frombuffer(raw.data, np.float64, 20).reshape(5, 4)
+    misaligned[...] = rng.normal(size=(5, 4))
+    assert not misaligned.flags.aligned
+    x64 = rng.normal(size=(5, 4))
+    cases = [(tanh32.predict, x64), (relu.predict, x64), (tanh32.forward, misaligned),
+             (relu.forward, misaligned)]
+    compiled = [np.asarray(f(x)[0] if f.__name__ == "forward" else f(x)) for f, x in cases]
+    assert compiled[0].dtype == np.float64                       # promoted, as NumPy does
+    numpy_lines(monkeypatch, nn)
+    reference = [np.asarray(f(x)[0] if f.__name__ == "forward" else f(x)) for f, x in cases]
+    for got, expected in zip(compiled, reference):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_actions", [1, 2, 3, 4, 5, 8, 17])
+def test_categorical_kernels_are_the_numpy_lines_bit_for_bit(dtype, n_actions, monkeypatch):
+    """log_softmax and sample_with_log_prob on logits far apart (a probability of exactly 0),
+    tied (the first maximum is the shift), and batch shapes (), (n,) and (T, N)."""
+    rng = np.random.default_rng(n_actions)
+    cases = [rng.normal(size=n_actions) * 3]
+    for shape in ((1,), (2,), (251,), (32, 16)):
+        cases.append(rng.normal(size=shape + (n_actions,)) * 3)
+    far, tied = cases[2].copy(), cases[3].copy()
+    far[:, 0] += 2000.0
+    tied[:, -1] = tied[:, 0]
+    cases += [far, tied]
+
+    def run():
+        results = []
+        for i, logits in enumerate(cases):
+            dist = Categorical(logits.astype(dtype))
+            actions, log_prob = dist.sample_with_log_prob(np.random.default_rng(i))
+            results += [dist.log_probs, dist.probs, actions, log_prob]
+        return results
+
+    compiled = run()
+    numpy_lines(monkeypatch, distributions)
+    reference = run()
+    for got, expected in zip(compiled, reference):
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+    assert compiled[2 + 4 * 5].tolist() == [0] * 2                # far: only action 0 is drawn
+
+
+def test_categorical_sample_kernel_inverts_the_cdf():
+    """The first action whose cumulative probability exceeds u; the last one when rounding
+    leaves the sum below u; action 0 for a NaN u, as np.argmax of a row of False."""
+    probs = np.array([[0.25, 0.25, 0.5]] * 4 + [[0.3, 0.3, 0.3]] * 2)
+    u = np.array([0.0, 0.25, 0.5, 0.99, 0.95, np.nan])
+    actions, log_prob = update_kernels.categorical_sample(probs, np.log(probs), u)
+    assert actions.tolist() == [0, 1, 2, 2, 2, 0]
+    np.testing.assert_array_equal(log_prob, np.log(probs[np.arange(6), actions]))
 
 
 @pytest.mark.parametrize("num_envs", [1, 7, 16, 37, 300])   # NumPy's sum: < 8, <= 128, halves
@@ -112,10 +211,35 @@ def test_bad_shapes_raise_before_any_memory_is_touched():
     with pytest.raises(ValueError, match="v has length 6"):
         update_kernels.adam_step(params, np.zeros(5, np.float32), m, np.zeros(6, np.float32),
                                  0.1, 0.001, 1e-8, 1e-3)
-    with pytest.raises(ValueError, match="h's rows"):
-        update_kernels.tanh_backward(np.zeros((3, 2)), np.zeros((4, 2)))
-    with pytest.raises(ValueError, match="h's columns"):
-        update_kernels.tanh_backward(np.zeros((3, 2)), np.zeros((3, 5)))
+    weights, biases = (np.zeros((4, 3)), np.zeros((3, 2))), (np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError, match="x must have 4 columns"):
+        update_kernels.mlp_tanh_forward(np.zeros((5, 3)), weights, biases)
+    with pytest.raises(ValueError, match=r"biases\[1\] must be a contiguous \(2,\) vector"):
+        update_kernels.mlp_tanh_forward(np.zeros((5, 4)), weights, (np.zeros(3), np.zeros(3)))
+    with pytest.raises(ValueError, match=r"weights\[1\] has 2 rows, expected 3"):
+        update_kernels.mlp_tanh_forward(np.zeros((5, 4)), (weights[0], np.zeros((2, 2))),
+                                        biases)
+    hidden, _ = update_kernels.mlp_tanh_forward(np.zeros((5, 4)), weights, biases)
+    grad_weights = (np.zeros((4, 3)), np.zeros((3, 2)))
+    grad_biases = (np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError, match=r"grad_out must be a C-contiguous \(5, 2\)"):
+        update_kernels.mlp_tanh_backward([np.zeros((5, 4)), *hidden], weights, biases,
+                                         np.zeros((5, 3)), grad_weights, grad_biases,
+                                         np.ones(5), True)
+    with pytest.raises(ValueError, match=r"ones must be a contiguous \(5,\) vector"):
+        update_kernels.mlp_tanh_backward([np.zeros((5, 4)), *hidden], weights, biases,
+                                         np.zeros((5, 2)), grad_weights, grad_biases,
+                                         np.ones(4), True)
+    with pytest.raises(ValueError, match=r"grad_biases\[0\] must be a contiguous \(3,\)"):
+        update_kernels.mlp_tanh_backward([np.zeros((5, 4)), *hidden], weights, biases,
+                                         np.zeros((5, 2)), grad_weights,
+                                         (np.zeros(2), np.zeros(2)), np.ones(5), True)
+    with pytest.raises(ValueError, match="logits must be a C-contiguous 2-d"):
+        update_kernels.categorical_log_softmax(np.zeros((4, 3))[:, ::2], np.ones(2))
+    with pytest.raises(ValueError, match="u must be 4 contiguous float64 uniforms"):
+        update_kernels.categorical_sample(np.ones((4, 2)), np.zeros((4, 2)),
+                                          np.zeros(4, np.float32))
+    assert not any(g.any() for g in grad_weights + grad_biases)
     assert not params.any() and not m.any() and not v.any()
     returns, flags = np.zeros(3), np.zeros(3, np.uint8)
     with pytest.raises(ValueError, match="rewards has length 2, expected 3"):
@@ -135,6 +259,7 @@ def test_pure_numpy_switch_runs_the_references_with_the_same_numbers(tmp_path):
         from minipg.core.returns import update_kernels
         from minipg.core.nn import MLP
         from minipg.core.optim import Adam
+        from minipg.core.distributions import Categorical
         rng = np.random.default_rng(0)
         net = MLP((4, 16, 2), rng=1, dtype=np.float32)
         _, cache = net.forward(rng.normal(size=(31, 4)))
@@ -142,8 +267,11 @@ def test_pure_numpy_switch_runs_the_references_with_the_same_numbers(tmp_path):
         optim = Adam(net.params, 1e-2)
         for _ in range(5):
             optim.step(grad)
+        dist = Categorical(net.predict(rng.normal(size=(9, 4)).astype(np.float32)))
+        actions, log_prob = dist.sample_with_log_prob(rng)
         print(json.dumps({"kernels": update_kernels is not None,
-                          "params": net.params.tolist()}))
+                          "params": net.params.tolist(), "actions": actions.tolist(),
+                          "log_prob": log_prob.tolist()}))
     """)
     runs = {}
     for switch in ("0", "1"):
@@ -153,4 +281,5 @@ def test_pure_numpy_switch_runs_the_references_with_the_same_numbers(tmp_path):
         assert done.returncode == 0, done.stderr
         runs[switch] = json.loads(done.stdout)
     assert runs["0"]["kernels"] and not runs["1"]["kernels"]
-    assert runs["0"]["params"] == runs["1"]["params"]
+    for name in ("params", "actions", "log_prob"):
+        assert runs["0"][name] == runs["1"][name]

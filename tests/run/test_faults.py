@@ -165,7 +165,10 @@ def test_a_blown_up_update_saves_the_parameters_before_it(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 KILL_HP = dict(num_envs=4, num_steps=32, hidden_sizes=(16,))
-KILL_STEPS = 12_800          # 100 iterations of ~40 ms with a checkpoint after each one
+# 800 iterations of ~5 ms (a checkpoint after each one), about 4 s of training: each of the
+# four processes below is killed within 0.5 s of its first checkpoint, so the run must outlast
+# 4 x 0.5 s of training by a margin, or the last process finishes before its kill.
+KILL_STEPS = 102_400
 KILL_ARGS = ["train", "--steps", KILL_STEPS, "--num-envs", 4, "--num-steps", 32,
              "--hidden-sizes", 16, "--log-every", -1]
 
