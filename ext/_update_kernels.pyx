@@ -76,13 +76,14 @@ def adam_step(floating[::1] params not None, const floating[::1] grad not None,
             p[i] = p[i] - s
 
 
-cdef double _pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
-    """NumPy's sum of a contiguous float64 vector (np.add.reduce), in its order: a running sum
-    below 8 entries, eight interleaved running sums up to 128, halves above."""
-    cdef double res, r0, r1, r2, r3, r4, r5, r6, r7
+cdef floating _pairwise_sum(const floating* a, Py_ssize_t n) noexcept nogil:
+    """NumPy's sum of a contiguous float32 or float64 vector (np.add.reduce), in its order and
+    its dtype: a running sum below 8 entries, eight interleaved running sums up to 128, halves
+    above."""
+    cdef floating res, r0, r1, r2, r3, r4, r5, r6, r7
     cdef Py_ssize_t i, half
     if n < 8:
-        res = 0.0
+        res = 0
         for i in range(n):
             res = res + a[i]
         return res
@@ -223,11 +224,13 @@ cdef Loop MATMUL[2]
 cdef Loop TANH[2]
 cdef Loop EXP[2]
 cdef Loop LOG[2]
+cdef Loop EXPM1[2]
 for _k, _typenum in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
     MATMUL[_k] = _find_loop(np.matmul, _typenum)
     TANH[_k] = _find_loop(np.tanh, _typenum)
     EXP[_k] = _find_loop(np.exp, _typenum)
     LOG[_k] = _find_loop(np.log, _typenum)
+    EXPM1[_k] = _find_loop(np.expm1, _typenum)
 
 
 cdef inline void _matmul(Loop* loop, char* a, npy_intp a_m, npy_intp a_n,
@@ -585,3 +588,302 @@ def categorical_sample(cnp.ndarray probs not None, cnp.ndarray log_probs not Non
         _sample(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(u),
                 <long long*>_data(actions), <double*>_data(log_prob), n, K)
     return actions, log_prob
+
+
+def pairwise_sum(cnp.ndarray a not None):
+    """a.sum() for a contiguous 1-d float32 or float64 array, as NumPy sums it (the tests hold
+    the kernels' sums to NumPy's with this)."""
+    cdef int kind = _kind(a)
+    if kind < 0 or a.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError("a must be a contiguous 1-d float32 or float64 array")
+    if kind == 0:
+        return _pairwise_sum(<float*>_data(a), a.shape[0])
+    return _pairwise_sum(<double*>_data(a), a.shape[0])
+
+
+cdef inline floating _maximum(floating a, floating b) noexcept nogil:
+    """np.maximum: a NaN in either wins."""
+    return a if (a >= b or a != a) else b
+
+
+cdef inline floating _minimum(floating a, floating b) noexcept nogil:
+    """np.minimum: a NaN in either wins."""
+    return a if (a <= b or a != a) else b
+
+
+cdef floating _surrogate(const floating* log_prob, const floating* old_log_prob,
+                         const floating* advantages, floating* ratio, floating* grad,
+                         floating low, floating high, floating inv_b, npy_intp n) noexcept nogil:
+    """The loops of clipped_surrogate after ratio = exp(...): grad and the terms' sum (the
+    terms max(unclipped, clipped) go to grad first, summed there, then overwritten)."""
+    cdef npy_intp i
+    cdef floating unclipped, clipped, total
+    for i in range(n):
+        unclipped = -advantages[i] * ratio[i]
+        clipped = -advantages[i] * _minimum(_maximum(ratio[i], low), high)
+        grad[i] = _maximum(unclipped, clipped)
+    total = _pairwise_sum(grad, n)
+    for i in range(n):
+        unclipped = -advantages[i] * ratio[i]
+        clipped = -advantages[i] * _minimum(_maximum(ratio[i], low), high)
+        grad[i] = (unclipped if unclipped >= clipped else 0) * inv_b
+    return total
+
+
+cdef void _difference(const floating* a, const floating* b, floating* out,
+                      npy_intp n) noexcept nogil:
+    cdef npy_intp i
+    for i in range(n):
+        out[i] = a[i] - b[i]
+
+
+def clipped_surrogate(cnp.ndarray log_prob not None, cnp.ndarray old_log_prob not None,
+                      cnp.ndarray advantages not None, double clip_coef):
+    """minipg.algos.ppo.clipped_surrogate's NumPy lines in one call, the same numbers:
+
+        ratio_i = exp(log_prob_i - old_log_prob_i)
+        L       = sum_i max(-A_i ratio_i, -A_i clip(ratio_i, 1 - clip_coef, 1 + clip_coef)) / B
+        dL/d log_prob_i = -A_i ratio_i / B  where the unclipped term is the max, else 0
+
+    (the bounds and 1 / B are Python floats, so NumPy rounds them to the arrays' dtype first).
+    Returns (L, dL/d log_prob, ratio), or None unless the three are contiguous 1-d arrays of
+    one float dtype and one length (the caller's NumPy lines take any other case).
+    """
+    cdef int kind = _kind(log_prob)
+    cdef npy_intp n = log_prob.shape[0] if log_prob.ndim == 1 else -1
+    if (kind < 0 or n < 1 or _kind(old_log_prob) != kind or _kind(advantages) != kind
+            or old_log_prob.ndim != 1 or advantages.ndim != 1
+            or old_log_prob.shape[0] != n or advantages.shape[0] != n
+            or not cnp.PyArray_IS_C_CONTIGUOUS(log_prob)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(old_log_prob)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(advantages)):
+        return None
+    cdef cnp.ndarray ratio = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    cdef cnp.ndarray grad = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    cdef double total
+    if kind == 0:
+        _difference(<float*>_data(log_prob), <float*>_data(old_log_prob),
+                    <float*>_data(ratio), n)
+    else:
+        _difference(<double*>_data(log_prob), <double*>_data(old_log_prob),
+                    <double*>_data(ratio), n)
+    _unary(&EXP[kind], _data(ratio), _data(ratio), n, log_prob.itemsize)
+    if kind == 0:
+        total = _surrogate(<float*>_data(log_prob), <float*>_data(old_log_prob),
+                           <float*>_data(advantages), <float*>_data(ratio),
+                           <float*>_data(grad), <float>(1.0 - clip_coef),
+                           <float>(1.0 + clip_coef), <float>(1.0 / n), n)
+    else:
+        total = _surrogate(<double*>_data(log_prob), <double*>_data(old_log_prob),
+                           <double*>_data(advantages), <double*>_data(ratio),
+                           <double*>_data(grad), 1.0 - clip_coef, 1.0 + clip_coef, 1.0 / n, n)
+    return total / n, grad, ratio
+
+
+cdef void _score_grads(const floating* probs, const Py_ssize_t* actions, const floating* w,
+                       floating* grad, npy_intp n, npy_intp K) noexcept nogil:
+    """grad = probs * -w[:, None], then grad[i, a_i] += w_i."""
+    cdef npy_intp i, k
+    cdef floating minus_w
+    for i in range(n):
+        minus_w = -w[i]
+        for k in range(K):
+            grad[i * K + k] = probs[i * K + k] * minus_w
+        grad[i * K + actions[i]] = grad[i * K + actions[i]] + w[i]
+
+
+cdef void _product(const floating* a, const floating* b, floating* out,
+                   npy_intp n) noexcept nogil:
+    cdef npy_intp i
+    for i in range(n):
+        out[i] = a[i] * b[i]
+
+
+cdef void _entropy_grads(const floating* probs, const floating* log_probs,
+                         const floating* entropy, const floating* c, npy_intp c_step,
+                         floating* grad, npy_intp n, npy_intp K) noexcept nogil:
+    """grad += c[:, None] * (-probs * (log_probs + H[:, None])), NumPy's order of roundings."""
+    cdef npy_intp i, k
+    cdef floating e
+    for i in range(n):
+        for k in range(K):
+            e = -probs[i * K + k] * (log_probs[i * K + k] + entropy[i])
+            grad[i * K + k] = grad[i * K + k] + c[i * c_step] * e
+
+
+cdef bint _any_nonzero(cnp.ndarray c):
+    cdef npy_intp i
+    for i in range(c.size):
+        if _kind(c) == 0 and (<float*>_data(c))[i] != 0:
+            return True
+        if _kind(c) == 1 and (<double*>_data(c))[i] != 0:
+            return True
+    return False
+
+
+def categorical_param_grads(cnp.ndarray probs not None, cnp.ndarray log_probs not None,
+                            cnp.ndarray actions not None, cnp.ndarray w not None,
+                            cnp.ndarray c not None):
+    """Categorical.param_grads' NumPy lines in one call, the same numbers:
+
+        dL/dz_i = w_i * (onehot(a_i) - pi_i)  +  c_i * (-pi_i * (log pi_i + H_i))
+
+    with H_i = (pi_i * log pi_i) @ (-1, ..., -1) (a matrix product, NumPy's own loop) and the
+    entropy term only when some c_i is not 0. probs, log_probs (n, K); actions (n,) intp,
+    checked to be in [0, K) by the caller; w (n,); c a 0-d or (n,) array. Returns the new
+    (n, K) gradient, or None unless all are contiguous of one float dtype (NumPy's lines take
+    any other case).
+    """
+    cdef int kind = _kind(probs)
+    if (kind < 0 or probs.ndim != 2 or _kind(log_probs) != kind or _kind(w) != kind
+            or _kind(c) != kind or cnp.PyArray_TYPE(actions) != cnp.NPY_INTP
+            or not cnp.PyArray_IS_C_CONTIGUOUS(probs)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(actions) or not cnp.PyArray_IS_C_CONTIGUOUS(w)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(c)):
+        return None
+    cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
+    if (log_probs.ndim != 2 or log_probs.shape[0] != n or log_probs.shape[1] != K
+            or actions.size != n or w.size != n or c.size not in (1, n)):
+        raise ValueError(f"log_probs must be ({n}, {K}), actions and w ({n},) and c a scalar "
+                         f"or ({n},)")
+    cdef cnp.ndarray grad = _empty2(n, K, kind), terms, minus_ones, entropy
+    if kind == 0:
+        _score_grads(<float*>_data(probs), <Py_ssize_t*>_data(actions), <float*>_data(w),
+                     <float*>_data(grad), n, K)
+    else:
+        _score_grads(<double*>_data(probs), <Py_ssize_t*>_data(actions), <double*>_data(w),
+                     <double*>_data(grad), n, K)
+    if not _any_nonzero(c):                     # c.any(): NaN counts, as in NumPy
+        return grad
+    terms = _empty2(n, K, kind)
+    if kind == 0:
+        _product(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(terms), n * K)
+    else:
+        _product(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(terms), n * K)
+    minus_ones = _empty1(K, cnp.PyArray_TYPE(probs))
+    minus_ones.fill(-1)
+    entropy = _empty1(n, cnp.PyArray_TYPE(probs))
+    _matmul(&MATMUL[kind], _data(terms), K * itemsize, itemsize, _data(minus_ones), itemsize, 0,
+            _data(entropy), itemsize, 0, n, K, 1)
+    if kind == 0:
+        _entropy_grads(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(entropy),
+                       <float*>_data(c), 0 if c.size == 1 else 1, <float*>_data(grad), n, K)
+    else:
+        _entropy_grads(<double*>_data(probs), <double*>_data(log_probs),
+                       <double*>_data(entropy), <double*>_data(c), 0 if c.size == 1 else 1,
+                       <double*>_data(grad), n, K)
+    return grad
+
+
+cdef inline bint _vectors(cnp.ndarray a, cnp.ndarray b, int kind):
+    """a and b contiguous 1-d arrays of one length and of the float dtype `kind`."""
+    return (kind >= 0 and _kind(a) == kind and _kind(b) == kind and a.ndim == 1 and b.ndim == 1
+            and a.shape[0] == b.shape[0] and cnp.PyArray_IS_C_CONTIGUOUS(a)
+            and cnp.PyArray_IS_C_CONTIGUOUS(b))
+
+
+cdef void _kl_terms(floating* terms, const floating* log_ratio, npy_intp n) noexcept nogil:
+    cdef npy_intp i
+    for i in range(n):
+        terms[i] = terms[i] - log_ratio[i]
+
+
+def approx_kl(cnp.ndarray log_prob not None, cnp.ndarray old_log_prob not None):
+    """minipg.algos.ppo.approx_kl's NumPy lines in one call, the same number:
+
+        r_i = log_prob_i - old_log_prob_i,   KL ~ sum_i (expm1(r_i) - r_i) / n
+
+    None unless both are contiguous 1-d arrays of one float dtype and one length > 0."""
+    cdef int kind = _kind(log_prob)
+    if not _vectors(log_prob, old_log_prob, kind) or log_prob.shape[0] == 0:
+        return None
+    cdef npy_intp n = log_prob.shape[0]
+    cdef cnp.ndarray log_ratio = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    cdef cnp.ndarray terms = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    if kind == 0:
+        _difference(<float*>_data(log_prob), <float*>_data(old_log_prob),
+                    <float*>_data(log_ratio), n)
+    else:
+        _difference(<double*>_data(log_prob), <double*>_data(old_log_prob),
+                    <double*>_data(log_ratio), n)
+    _unary(&EXPM1[kind], _data(log_ratio), _data(terms), n, log_prob.itemsize)
+    if kind == 0:
+        _kl_terms(<float*>_data(terms), <float*>_data(log_ratio), n)
+        return <double>_pairwise_sum(<float*>_data(terms), n) / n
+    _kl_terms(<double*>_data(terms), <double*>_data(log_ratio), n)
+    return _pairwise_sum(<double*>_data(terms), n) / n
+
+
+cdef npy_intp _count_outside(const floating* ratio, floating clip_coef,
+                             npy_intp n) noexcept nogil:
+    cdef npy_intp i, count = 0
+    cdef floating distance
+    for i in range(n):
+        distance = ratio[i] - 1
+        if distance < 0:
+            distance = -distance
+        if distance > clip_coef:
+            count = count + 1
+    return count
+
+
+def clip_fraction(cnp.ndarray ratio not None, double clip_coef):
+    """count_nonzero(|ratio - 1| > clip_coef) / n, as NumPy computes it (ratio - 1 and the
+    comparison in ratio's dtype, clip_coef rounded to it). None unless ratio is a contiguous
+    1-d float array of length > 0."""
+    cdef int kind = _kind(ratio)
+    if not _vectors(ratio, ratio, kind) or ratio.shape[0] == 0:
+        return None
+    cdef npy_intp n = ratio.shape[0]
+    if kind == 0:
+        return _count_outside(<float*>_data(ratio), <float>clip_coef, n) / <double>n
+    return _count_outside(<double*>_data(ratio), clip_coef, n) / <double>n
+
+
+def categorical_entropy(cnp.ndarray probs not None, cnp.ndarray log_probs not None):
+    """Categorical.entropy's NumPy line in one call: H = (pi * log pi) @ (-1, ..., -1), the
+    product's sum by NumPy's own matmul loop. probs, log_probs (n, K); returns H (n,), or None
+    unless both are C-contiguous of one float dtype."""
+    cdef int kind = _kind(probs)
+    if (kind < 0 or probs.ndim != 2 or _kind(log_probs) != kind or log_probs.ndim != 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(probs)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)):
+        return None
+    cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
+    if log_probs.shape[0] != n or log_probs.shape[1] != K:
+        raise ValueError(f"log_probs must have the shape of probs ({n}, {K})")
+    cdef cnp.ndarray terms = _empty2(n, K, kind)
+    cdef cnp.ndarray minus_ones = _empty1(K, cnp.PyArray_TYPE(probs))
+    cdef cnp.ndarray entropy = _empty1(n, cnp.PyArray_TYPE(probs))
+    minus_ones.fill(-1)
+    if kind == 0:
+        _product(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(terms), n * K)
+    else:
+        _product(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(terms), n * K)
+    if n > 0:
+        _matmul(&MATMUL[kind], _data(terms), K * itemsize, itemsize, _data(minus_ones),
+                itemsize, 0, _data(entropy), itemsize, 0, n, K, 1)
+    return entropy
+
+
+def categorical_log_prob(cnp.ndarray log_probs not None, cnp.ndarray actions not None):
+    """log pi(a_i) = log_probs[i, a_i] for (n, K) log_probs and (n,) intp actions, checked to
+    be in [0, K) by the caller. None unless both are contiguous and log_probs a float array."""
+    cdef int kind = _kind(log_probs)
+    if (kind < 0 or log_probs.ndim != 2 or cnp.PyArray_TYPE(actions) != cnp.NPY_INTP
+            or actions.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(actions)):
+        return None
+    cdef npy_intp n = log_probs.shape[0], K = log_probs.shape[1], i
+    if actions.shape[0] != n:
+        raise ValueError(f"actions must have length {n}, got {actions.shape[0]}")
+    cdef cnp.ndarray out = _empty1(n, cnp.PyArray_TYPE(log_probs))
+    cdef const Py_ssize_t* a = <Py_ssize_t*>_data(actions)
+    if kind == 0:
+        for i in range(n):
+            (<float*>_data(out))[i] = (<float*>_data(log_probs))[i * K + a[i]]
+    else:
+        for i in range(n):
+            (<double*>_data(out))[i] = (<double*>_data(log_probs))[i * K + a[i]]
+    return out

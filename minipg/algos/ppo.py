@@ -27,7 +27,7 @@ from minipg.core.losses import normalize
 from minipg.core.checks import check_bool, check_int, check_real
 from minipg.algos.config import ActorCriticConfig
 from minipg.core.losses import value_loss
-from minipg.core.returns import gae
+from minipg.core.returns import gae, update_kernels
 
 COLLECTS = "rollout"
 """How the run collects for this algorithm: a (T, N) rollout (minipg/envs/rollout.py)."""
@@ -98,6 +98,12 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_coef):
         L       = mean_i max(-A_i ratio_i, -A_i clip(ratio_i, 1 - clip_coef, 1 + clip_coef))
         dL/d log_prob_i = -A_i ratio_i / B  where the unclipped term is the max, else 0
     """
+    if update_kernels is not None:
+        # the NumPy lines below as one compiled call, the same numbers (ext/_update_kernels.pyx)
+        computed = update_kernels.clipped_surrogate(log_prob, old_log_prob, advantages,
+                                                    clip_coef)
+        if computed is not None:               # None: arrays it does not take, NumPy does
+            return computed
     B = len(log_prob)
     ratio = np.exp(log_prob - old_log_prob)       # through log-probabilities: no 0/0
     unclipped = -advantages * ratio
@@ -132,8 +138,21 @@ def clipped_value_loss(values, old_values, targets, clip_coef):
 
 def approx_kl(log_prob, old_log_prob):
     """KL(pi_old || pi_theta) ~ mean((ratio - 1) - log ratio): unbiased, and >= 0 per sample."""
+    if update_kernels is not None:
+        kl = update_kernels.approx_kl(log_prob, old_log_prob)   # the lines below, compiled
+        if kl is not None:
+            return kl
     log_ratio = log_prob - old_log_prob
     return float((np.expm1(log_ratio) - log_ratio).sum()) / log_ratio.size
+
+
+def clip_fraction(ratio, clip_coef):
+    """The fraction of samples whose ratio is outside [1 - clip_coef, 1 + clip_coef]."""
+    if update_kernels is not None:
+        fraction = update_kernels.clip_fraction(ratio, clip_coef)   # the line below, compiled
+        if fraction is not None:
+            return fraction
+    return np.count_nonzero(np.abs(ratio - 1.0) > clip_coef) / ratio.size
 
 
 def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob, mb_advantages,
@@ -164,7 +183,7 @@ def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob,
     return {"policy_loss": policy_loss, "value_loss": v_loss,
             "entropy": float(dist.entropy().sum()) / B,
             "approx_kl": approx_kl(log_prob, mb_old_log_prob),
-            "clip_frac": np.count_nonzero(np.abs(ratio - 1.0) > config.clip_coef) / B,
+            "clip_frac": clip_fraction(ratio, config.clip_coef),
             "grad_norm": grad_norm}
 
 

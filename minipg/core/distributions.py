@@ -200,6 +200,11 @@ class Categorical:
         return self._log_prob(self._check_actions(actions))
 
     def _log_prob(self, actions):
+        if update_kernels is not None:             # the lines below as one compiled call
+            log_prob = update_kernels.categorical_log_prob(
+                self.log_probs.reshape(-1, self.n_actions), actions.reshape(-1))
+            if log_prob is not None:
+                return log_prob.reshape(self.batch_shape)
         rows = self._rows(actions)
         return self.log_probs.reshape(-1, self.n_actions)[rows].reshape(self.batch_shape)
 
@@ -218,6 +223,11 @@ class Categorical:
 
     def entropy(self):
         """H = -sum_k pi_k log pi_k, shape (...,)."""
+        if update_kernels is not None:             # the line below as one compiled call
+            entropy = update_kernels.categorical_entropy(
+                self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions))
+            if entropy is not None:
+                return entropy.reshape(self.batch_shape)
         return (self.probs * self.log_probs) @ np.full(self.n_actions, -1.0, self.logits.dtype)
 
     def sample(self, rng):
@@ -264,6 +274,13 @@ class Categorical:
         """
         actions = self._check_actions(actions)
         w, c = _loss_weights(grad_log_prob, grad_entropy, self.batch_shape, self.logits.dtype)
+        if update_kernels is not None:
+            # the NumPy lines below as one compiled call, the same numbers
+            grad_logits = update_kernels.categorical_param_grads(
+                self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions),
+                actions.reshape(-1), w.reshape(-1), c.reshape(-1))
+            if grad_logits is not None:        # None: arrays it does not take, NumPy does
+                return CategoricalGrads(grad_logits.reshape(self.logits.shape))
         grad_logits = self.probs * -w[..., None]                  # w_i * (0 - pi_i) ...
         rows = grad_logits.reshape(-1, self.n_actions)
         rows[self._rows(actions)] += w.reshape(-1)                 # ... + w_i at a_i

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import minipg.core.distributions as distributions
+from minipg.algos import ppo
 import minipg.core.nn as nn
 from minipg.core.distributions import Categorical
 from minipg.core.nn import MLP
@@ -175,6 +176,86 @@ def test_categorical_sample_kernel_inverts_the_cdf():
     actions, log_prob = update_kernels.categorical_sample(probs, np.log(probs), u)
     assert actions.tolist() == [0, 1, 2, 2, 2, 0]
     np.testing.assert_array_equal(log_prob, np.log(probs[np.arange(6), actions]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_actions", [1, 2, 3, 5])
+def test_categorical_gradient_kernels_are_the_numpy_lines_bit_for_bit(dtype, n_actions,
+                                                                      monkeypatch):
+    """log_prob, entropy and param_grads with no entropy term, a shared one and one per
+    sample, on batch shapes (n,) and (T, N)."""
+    rng = np.random.default_rng(10 + n_actions)
+    cases = []
+    for shape in ((1,), (7,), (251,), (16, 32)):
+        logits = (rng.normal(size=shape + (n_actions,)) * 2).astype(dtype)
+        actions = rng.integers(0, n_actions, size=shape)
+        w = rng.normal(size=shape).astype(dtype)
+        for c in (0.0, -0.01, rng.normal(size=shape)):
+            cases.append((logits, actions, w, c))
+
+    def run():
+        results = []
+        for logits, actions, w, c in cases:
+            dist = Categorical(logits)
+            results += [dist.log_prob(actions), dist.entropy(),
+                        dist.param_grads(actions, w, c).logits]
+        return results
+
+    compiled = run()
+    numpy_lines(monkeypatch, distributions)
+    reference = run()
+    for got, expected in zip(compiled, reference):
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("clip_coef", [0.2, 0.05, 1.9999999999])
+def test_ppo_loss_kernels_are_the_numpy_lines_bit_for_bit(dtype, clip_coef, monkeypatch):
+    """The clipped surrogate (loss, gradient, ratio), approx_kl and the clip fraction, on
+    ratios inside and outside the clip range, advantages of both signs and exactly 0, and a
+    clip_coef that float32 cannot hold (NumPy rounds it to the arrays' dtype)."""
+    rng = np.random.default_rng(20)
+    cases = []
+    for n in (1, 2, 7, 64, 255, 256, 1000):        # NumPy's sum: < 8, <= 128, halves above
+        log_prob = rng.normal(size=n).astype(dtype)
+        old_log_prob = (log_prob + rng.normal(size=n) * rng.choice([0.01, 0.3, 3.0])).astype(
+            dtype)
+        advantages = rng.normal(size=n).astype(dtype)
+        advantages[::5] = 0.0
+        cases.append((log_prob, old_log_prob, advantages))
+    cases.append((np.full(3, np.log(3.0), dtype), np.zeros(3, dtype), np.ones(3, dtype)))
+
+    def run():
+        results = []
+        for log_prob, old_log_prob, advantages in cases:
+            loss, grad, ratio = ppo.clipped_surrogate(log_prob, old_log_prob, advantages,
+                                                      clip_coef)
+            results.append((loss, grad, ratio, ppo.approx_kl(log_prob, old_log_prob),
+                            ppo.clip_fraction(ratio, clip_coef)))
+        return results
+
+    compiled = run()
+    numpy_lines(monkeypatch, ppo)
+    reference = run()
+    for got, expected in zip(compiled, reference):
+        assert type(got[0]) is type(expected[0]) is float
+        assert got[0] == expected[0] and got[3] == expected[3] and got[4] == expected[4]
+        for array, expected_array in zip(got[1:3], expected[1:3]):
+            assert array.dtype == expected_array.dtype == dtype
+            np.testing.assert_array_equal(array, expected_array)
+    assert {result[4] for result in compiled} - {0.0}           # some ratios were clipped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernels_sum_as_numpy_sums(dtype):
+    """The kernels' sums (the surrogate's loss, approx_kl, the reward statistics) are NumPy's
+    pairwise sums, in the same order and dtype: every length from 1 to 300 and a few longer,
+    entries over six orders of magnitude."""
+    rng = np.random.default_rng(30)
+    for n in [*range(1, 301), 511, 1024, 4097]:
+        a = (rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3, size=n)).astype(dtype)
+        assert update_kernels.pairwise_sum(a) == a.sum()
 
 
 @pytest.mark.parametrize("num_envs", [1, 7, 16, 37, 300])   # NumPy's sum: < 8, <= 128, halves
