@@ -17,9 +17,10 @@ instruction. minipg.core.returns uses it when the CPU can run it, checked at imp
 its own loops the same way). Set MINIPG_NO_AVX2=1 to build the baseline only.
 
 `minipg._update_kernels` (ext/_update_kernels.pyx: Adam's step, the reward scaler's, an MLP's
-passes, a Categorical's log-softmax and sampling) is built once, for the baseline, without FMA
-contraction, against NumPy's headers (it calls NumPy's own inner loops): its results are
-NumPy's bit for bit.
+passes, a Categorical's log-softmax and sampling, PPO's loss) is built without FMA contraction,
+against NumPy's headers (it calls NumPy's own inner loops): its results are NumPy's bit for bit.
+It is built twice too, for the baseline and (`minipg._update_kernels_avx2`, with the AVX2 build
+above) with AVX2 but still without FMA: the same numbers, wider loops.
 """
 import os
 import platform
@@ -106,6 +107,9 @@ extensions = [kernels_extension("_kernels"),
               kernels_extension("_update_kernels", ["-ffp-contract=off", "-fno-math-errno"])]
 if build_avx2:
     extensions.append(kernels_extension("_kernels_avx2", AVX2_FLAGS))
+    # AVX2 without FMA: wider loops, the same roundings (and -ffp-contract=off besides)
+    extensions.append(kernels_extension("_update_kernels_avx2",
+                                        ["-mavx2", "-ffp-contract=off", "-fno-math-errno"]))
 
 setup(
     ext_modules=cythonize(

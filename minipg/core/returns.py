@@ -82,7 +82,9 @@ else:
     # The update step's kernels follow the same switch (ext/_update_kernels.pyx, used by
     # minipg.core.optim, .normalize, .nn and .distributions; bit for bit their NumPy
     # references, which MINIPG_PURE_NUMPY=1 runs instead).
-    update_kernels = importlib.import_module("minipg._update_kernels")
+    # Their AVX2 build goes with the return kernels' (the same numbers, wider loops).
+    update_kernels = importlib.import_module("minipg._update_kernels_avx2" if KERNELS == "avx2"
+                                             else "minipg._update_kernels")
 
 __all__ = ["reward_to_go", "gae", "reward_to_go_reference", "gae_reference", "BACKEND", "KERNELS"]
 

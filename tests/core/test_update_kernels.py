@@ -332,35 +332,50 @@ def test_bad_shapes_raise_before_any_memory_is_touched():
     assert not returns.any()
 
 
-def test_pure_numpy_switch_runs_the_references_with_the_same_numbers(tmp_path):
-    """MINIPG_PURE_NUMPY=1 turns the update kernels off too; the numbers do not change."""
+def test_every_build_and_the_pure_numpy_switch_give_the_same_numbers(tmp_path):
+    """A few hundred PPO minibatch steps on CartPole's shapes in three processes: the kernels
+    this CPU gets (the AVX2 build where it runs), the baseline build (MINIPG_KERNELS=baseline),
+    and none (MINIPG_PURE_NUMPY=1, the NumPy lines). The parameters and every statistic are the
+    same, bit for bit."""
     script = textwrap.dedent("""
         import json
         import numpy as np
-        from minipg.core.returns import update_kernels
-        from minipg.core.nn import MLP
+        from minipg.algos import ppo
+        from minipg.algos.config import make_config
+        from minipg.core.heads import join_params
         from minipg.core.optim import Adam
-        from minipg.core.distributions import Categorical
+        from minipg.core.policies import CategoricalPolicy
+        from minipg.core.returns import update_kernels
+        from minipg.core.value import ValueFunction
         rng = np.random.default_rng(0)
-        net = MLP((4, 16, 2), rng=1, dtype=np.float32)
-        _, cache = net.forward(rng.normal(size=(31, 4)))
-        _, grad = net.backward(cache, rng.normal(size=(31, 2)))
-        optim = Adam(net.params, 1e-2)
-        for _ in range(5):
-            optim.step(grad)
-        dist = Categorical(net.predict(rng.normal(size=(9, 4)).astype(np.float32)))
-        actions, log_prob = dist.sample_with_log_prob(rng)
-        print(json.dumps({"kernels": update_kernels is not None,
-                          "params": net.params.tolist(), "actions": actions.tolist(),
-                          "log_prob": log_prob.tolist()}))
+        config = make_config(ppo.Config, ent_coef=0.01)
+        policy = CategoricalPolicy(4, 3, (16, 16), rng=1, dtype="float32")
+        value_fn = ValueFunction(4, (16, 16), rng=2, dtype="float32")
+        optim = Adam(join_params(policy, value_fn), 3e-3, eps=1e-5)
+        stats = []
+        for step in range(300):
+            obs = rng.normal(size=(1 + step, 4)).astype(np.float32)
+            actions, old_log_prob = policy.distribution(obs).sample_with_log_prob(rng)
+            old_log_prob += rng.normal(size=old_log_prob.shape).astype(np.float32) * 0.1
+            advantages, returns = rng.normal(size=(2, 1 + step)).astype(np.float32)
+            stats.append(ppo.minibatch_step(policy, value_fn, optim, obs, actions,
+                                            old_log_prob, advantages, returns, config))
+        print(json.dumps({"kernels": getattr(update_kernels, "__name__", None),
+                          "params": optim.params.tolist(), "stats": stats}))
     """)
     runs = {}
-    for switch in ("0", "1"):
+    for name, switch in (("this CPU's", {}), ("baseline", {"MINIPG_KERNELS": "baseline"}),
+                         ("numpy", {"MINIPG_PURE_NUMPY": "1"})):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MINIPG_")}
         done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=120,
-                              env=dict(os.environ, MINIPG_PURE_NUMPY=switch),
-                              capture_output=True, text=True, check=False)
+                              env=dict(env, **switch), capture_output=True, text=True,
+                              check=False)
         assert done.returncode == 0, done.stderr
-        runs[switch] = json.loads(done.stdout)
-    assert runs["0"]["kernels"] and not runs["1"]["kernels"]
-    for name in ("params", "actions", "log_prob"):
-        assert runs["0"][name] == runs["1"][name]
+        runs[name] = json.loads(done.stdout)
+    assert runs["baseline"]["kernels"] == "minipg._update_kernels"
+    assert runs["numpy"]["kernels"] is None
+    assert runs["this CPU's"]["kernels"] in ("minipg._update_kernels",
+                                            "minipg._update_kernels_avx2")
+    for name in ("this CPU's", "baseline"):
+        assert runs[name]["params"] == runs["numpy"]["params"]
+        assert runs[name]["stats"] == runs["numpy"]["stats"]
