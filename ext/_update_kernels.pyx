@@ -887,3 +887,48 @@ def categorical_log_prob(cnp.ndarray log_probs not None, cnp.ndarray actions not
         for i in range(n):
             (<double*>_data(out))[i] = (<double*>_data(log_probs))[i * K + a[i]]
     return out
+
+
+def track_episodes(cnp.ndarray episode_return not None, cnp.ndarray episode_length not None,
+                   cnp.ndarray rewards not None, cnp.ndarray real not None,
+                   cnp.ndarray terminated not None, cnp.ndarray truncated not None):
+    """The collector's episode bookkeeping for one step of N envs (RolloutCollector's
+    _track_episodes, its NumPy lines' numbers), in place:
+
+        return += r * real,   length += real,   ended = real & (terminated | truncated)
+        then, for each ended env (in order): record (return, length), and start both at 0
+
+    episode_return (N,) float64, episode_length (N,) int64, rewards (N,) float64, the rest (N,)
+    bool, all contiguous. Returns (ended (N,) bool, [(return, length) of each ended episode]),
+    or None for other dtypes or layouts (the caller's NumPy lines take them).
+    """
+    cdef npy_intp n = episode_return.shape[0] if episode_return.ndim == 1 else -1, i
+    cdef cnp.ndarray array
+    for array in (episode_return, episode_length, rewards, real, terminated, truncated):
+        if array.ndim != 1 or array.shape[0] != n or not cnp.PyArray_IS_C_CONTIGUOUS(array):
+            return None
+    if (cnp.PyArray_TYPE(episode_return) != cnp.NPY_DOUBLE
+            or cnp.PyArray_TYPE(rewards) != cnp.NPY_DOUBLE
+            or cnp.PyArray_TYPE(episode_length) != cnp.NPY_INT64
+            or cnp.PyArray_TYPE(real) != cnp.NPY_BOOL
+            or cnp.PyArray_TYPE(terminated) != cnp.NPY_BOOL
+            or cnp.PyArray_TYPE(truncated) != cnp.NPY_BOOL):
+        return None
+    cdef double* ret = <double*>_data(episode_return)
+    cdef long long* length = <long long*>_data(episode_length)
+    cdef const double* r = <double*>_data(rewards)
+    cdef const unsigned char* real_ = <unsigned char*>_data(real)
+    cdef const unsigned char* term = <unsigned char*>_data(terminated)
+    cdef const unsigned char* trunc = <unsigned char*>_data(truncated)
+    cdef cnp.ndarray ended = _empty1(n, cnp.NPY_BOOL)
+    cdef unsigned char* ended_ = <unsigned char*>_data(ended)
+    finished = []
+    for i in range(n):
+        ret[i] = ret[i] + r[i] * (1.0 if real_[i] else 0.0)
+        length[i] = length[i] + (1 if real_[i] else 0)
+        ended_[i] = 1 if (real_[i] and (term[i] or trunc[i])) else 0
+        if ended_[i]:
+            finished.append((ret[i], length[i]))
+            ret[i] = 0.0
+            length[i] = 0
+    return ended, finished

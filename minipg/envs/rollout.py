@@ -51,6 +51,7 @@ from gymnasium.vector import AutoresetMode
 
 from minipg.core.checks import as_generator
 from minipg.core.normalize import obs_normalizer
+from minipg.core.returns import update_kernels
 from minipg.envs.outputs import env_output_problem, output_limits, step_output_problem
 
 
@@ -384,6 +385,15 @@ class RolloutCollector:
 
     def _track_episodes(self, b, t, rewards, terminated, truncated):
         real = b.mask[t]
+        if update_kernels is not None:         # the lines below as one compiled call
+            tracked = update_kernels.track_episodes(self._episode_return, self._episode_length,
+                                                    rewards, real, terminated, truncated)
+            if tracked is not None:            # None: arrays it does not take, NumPy does
+                self._reset_pending, finished = tracked
+                for episode_return, episode_length in finished:
+                    b.episode_returns.append(episode_return)
+                    b.episode_lengths.append(episode_length)
+                return
         self._episode_return += rewards * real            # a reset step adds nothing
         self._episode_length += real
         ended = real & (terminated | truncated)
