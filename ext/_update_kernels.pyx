@@ -22,6 +22,12 @@ Shapes and dtypes are checked here (ValueError), before any loop runs: the loops
 from libc.math cimport sqrt, sqrtf
 from libc.stdlib cimport malloc, free
 from cython cimport floating
+cimport numpy as cnp
+from numpy cimport npy_intp, PyUFuncGenericFunction
+import numpy as np
+
+cnp.import_array()
+cnp.import_ufunc()
 
 
 cdef inline void _check_length(str name, Py_ssize_t got, Py_ssize_t expected) except *:
@@ -29,8 +35,47 @@ cdef inline void _check_length(str name, Py_ssize_t got, Py_ssize_t expected) ex
         raise ValueError(f"{name} has length {got}, expected {expected}")
 
 
-def adam_step(floating[::1] params not None, const floating[::1] grad not None,
-              floating[::1] m not None, floating[::1] v not None,
+cdef void _check_vector(str name, cnp.ndarray a, Py_ssize_t n, int kind,
+                        bint writeable) except *:
+    """a is a contiguous 1-d array of n entries of the float dtype `kind`."""
+    if a.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(a) or _kind(a) != kind:
+        raise ValueError(f"{name} must be a contiguous 1-d array of the parameters' dtype, got "
+                         f"shape {(<object>a).shape}, dtype {(<object>a).dtype}")
+    _check_length(name, a.shape[0], n)
+    if writeable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writeable")
+
+
+cdef void _adam(floating* p, const floating* g, floating* m_, floating* v_, Py_ssize_t n,
+                double one_minus_beta1, double one_minus_beta2, double eps_term,
+                double step_size) noexcept nogil:
+    cdef floating c1 = <floating>one_minus_beta1, c2 = <floating>one_minus_beta2
+    cdef floating d, e, mi, vi, s
+    cdef Py_ssize_t i
+    # plain pointers and one flat loop: what the compiler vectorises (with a runtime check
+    # that the four arrays do not overlap)
+    for i in range(n):
+        d = g[i] - m_[i]
+        d = d * c1
+        mi = m_[i] + d
+        m_[i] = mi
+        e = g[i] * g[i]
+        e = e - v_[i]
+        e = e * c2
+        vi = v_[i] + e
+        v_[i] = vi
+        if floating is float:   # correctly rounded either way: sqrtf(x) == (float)sqrt(x)
+            s = sqrtf(vi)
+        else:
+            s = sqrt(vi)
+        s = <floating>(<double>s + eps_term)
+        s = mi / s
+        s = <floating>(<double>s * step_size)
+        p[i] = p[i] - s
+
+
+def adam_step(cnp.ndarray params not None, cnp.ndarray grad not None,
+              cnp.ndarray m not None, cnp.ndarray v not None,
               double one_minus_beta1, double one_minus_beta2, double eps_term, double step_size):
     """One Adam step in place, as Adam.step_reference computes it, element by element:
 
@@ -40,40 +85,26 @@ def adam_step(floating[::1] params not None, const floating[::1] grad not None,
         s  = m / s
         s  = s * step_size                      (step_size: float64, the product rounded back)
         params = params - s
+
+    All four: contiguous 1-d arrays of one float dtype and one length.
     """
-    cdef Py_ssize_t n = params.shape[0], i
-    _check_length("grad", grad.shape[0], n)
-    _check_length("m", m.shape[0], n)
-    _check_length("v", v.shape[0], n)
-    if n == 0:
-        return
-    cdef floating c1 = <floating>one_minus_beta1, c2 = <floating>one_minus_beta2
-    cdef floating d, e, mi, vi, s
-    # plain pointers and one flat loop: what the compiler vectorises (with a runtime check
-    # that the four arrays do not overlap)
-    cdef floating* p = &params[0]
-    cdef const floating* g = &grad[0]
-    cdef floating* m_ = &m[0]
-    cdef floating* v_ = &v[0]
-    with nogil:
-        for i in range(n):
-            d = g[i] - m_[i]
-            d = d * c1
-            mi = m_[i] + d
-            m_[i] = mi
-            e = g[i] * g[i]
-            e = e - v_[i]
-            e = e * c2
-            vi = v_[i] + e
-            v_[i] = vi
-            if floating is float:   # correctly rounded either way: sqrtf(x) == (float)sqrt(x)
-                s = sqrtf(vi)
-            else:
-                s = sqrt(vi)
-            s = <floating>(<double>s + eps_term)
-            s = mi / s
-            s = <floating>(<double>s * step_size)
-            p[i] = p[i] - s
+    cdef int kind = _kind(params)
+    if kind < 0 or params.ndim != 1:
+        raise ValueError("params must be a 1-d float32 or float64 array")
+    cdef Py_ssize_t n = params.shape[0]
+    _check_vector("params", params, n, kind, True)
+    _check_vector("grad", grad, n, kind, False)
+    _check_vector("m", m, n, kind, True)
+    _check_vector("v", v, n, kind, True)
+    cdef char *p = _data(params), *g = _data(grad), *m_ = _data(m), *v_ = _data(v)
+    if kind == 0:
+        with nogil:
+            _adam(<float*>p, <float*>g, <float*>m_, <float*>v_, n, one_minus_beta1,
+                  one_minus_beta2, eps_term, step_size)
+    else:
+        with nogil:
+            _adam(<double*>p, <double*>g, <double*>m_, <double*>v_, n, one_minus_beta1,
+                  one_minus_beta2, eps_term, step_size)
 
 
 cdef floating _pairwise_sum(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -111,11 +142,9 @@ cdef floating _pairwise_sum(const floating* a, Py_ssize_t n) noexcept nogil:
     return _pairwise_sum(a, half) + _pairwise_sum(a + half, n - half)
 
 
-def reward_scale_step(double[::1] returns not None, const double[::1] rewards not None,
-                      const unsigned char[::1] dones not None,
-                      const unsigned char[::1] real not None, double gamma,
-                      long long count, double mean, double var, double eps, double clip_reward,
-                      double[::1] scaled not None):
+def reward_scale_step(cnp.ndarray returns not None, object rewards, object dones, object real,
+                      double gamma,
+                      long long count, double mean, double var, double eps, double clip_reward):
     """One step of RewardScaler.scale, as scale_reference computes it with NumPy:
 
         R      = R * gamma + r                    (returns, in place)
@@ -127,22 +156,47 @@ def reward_scale_step(double[::1] returns not None, const double[::1] rewards no
         R      = 0 where done
         scaled = clip(r / sqrt(var + eps), -clip_reward, clip_reward)
 
-    Returns the new (count, mean, var); no real row leaves them as they were.
+    returns (N,) float64, written in place; rewards (N,) float64; dones and real (N,) bool (real
+    None: every row), all contiguous. Returns (scaled, count, mean, var), the statistics as
+    they are after the step (no real row leaves them as they were), or None for other dtypes
+    or layouts (the caller's NumPy reference takes those).
     """
-    cdef Py_ssize_t n = returns.shape[0], i, k = 0
-    _check_length("rewards", rewards.shape[0], n)
-    _check_length("dones", dones.shape[0], n)
-    _check_length("real", real.shape[0], n)
-    _check_length("scaled", scaled.shape[0], n)
+    cdef Py_ssize_t n = returns.shape[0] if returns.ndim == 1 else -1, i, k = 0
+    cdef bint every_row = real is None
+    if every_row:
+        real = dones                        # (only its layout is checked, never its values)
+    if not (isinstance(rewards, np.ndarray) and isinstance(dones, np.ndarray)
+            and isinstance(real, np.ndarray)):
+        return None
+    cdef cnp.ndarray real_array = real, rewards_array = rewards, dones_array = dones
+    cdef cnp.ndarray array
+    for array in (returns, rewards_array, dones_array, real_array):
+        if array.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(array):
+            return None
+    if (cnp.PyArray_TYPE(returns) != cnp.NPY_DOUBLE
+            or cnp.PyArray_TYPE(rewards_array) != cnp.NPY_DOUBLE
+            or cnp.PyArray_TYPE(dones_array) != cnp.NPY_BOOL
+            or cnp.PyArray_TYPE(real_array) != cnp.NPY_BOOL
+            or not cnp.PyArray_ISWRITEABLE(returns)):
+        return None
+    _check_length("rewards", rewards_array.shape[0], n)
+    _check_length("dones", dones_array.shape[0], n)
+    _check_length("real", real_array.shape[0], n)
+    cdef cnp.ndarray scaled_array = _empty1(n, cnp.NPY_DOUBLE)
+    cdef double* returns_ = <double*>_data(returns)
+    cdef const double* rewards_ = <double*>_data(rewards_array)
+    cdef const unsigned char* dones_ = <unsigned char*>_data(dones_array)
+    cdef const unsigned char* real_ = <unsigned char*>_data(real_array)
+    cdef double* scaled = <double*>_data(scaled_array)
     cdef double* picked = <double*>malloc(max(n, 1) * sizeof(double))
     if picked == NULL:
         raise MemoryError()
     cdef double mean_b, var_b, delta, m2, n_a, n_b, n_ab, x, scale
     with nogil:
         for i in range(n):
-            returns[i] = returns[i] * gamma + rewards[i]
-            if real[i]:
-                picked[k] = returns[i]
+            returns_[i] = returns_[i] * gamma + rewards_[i]
+            if every_row or real_[i]:
+                picked[k] = returns_[i]
                 k = k + 1
         if k > 0:
             n_b = <double>k
@@ -160,11 +214,11 @@ def reward_scale_step(double[::1] returns not None, const double[::1] rewards no
             var = m2 / n_ab
             count = count + k
         for i in range(n):
-            if dones[i]:
-                returns[i] = 0.0
+            if dones_[i]:
+                returns_[i] = 0.0
         scale = sqrt(var + eps)
         for i in range(n):
-            x = rewards[i] / scale
+            x = rewards_[i] / scale
             # np.clip's order: the upper bound over the lower one's max; a NaN stays NaN
             if not (x != x):
                 if x < -clip_reward:
@@ -173,7 +227,7 @@ def reward_scale_step(double[::1] returns not None, const double[::1] rewards no
                     x = clip_reward
             scaled[i] = x
     free(picked)
-    return count, mean, var
+    return scaled_array, count, mean, var
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,12 +242,6 @@ def reward_scale_step(double[::1] returns not None, const double[::1] rewards no
 # from the C library's in the last bit. The tests compare them with array_equal.
 # --------------------------------------------------------------------------------------------
 
-cimport numpy as cnp
-from numpy cimport npy_intp, PyUFuncGenericFunction
-import numpy as np
-
-cnp.import_array()
-cnp.import_ufunc()
 
 
 cdef struct Loop:
@@ -382,45 +430,41 @@ cdef void _outer(floating* out, const floating* g, const floating* w, npy_intp r
 
 
 def mlp_tanh_backward(list layer_inputs not None, tuple weights not None, tuple biases not None,
-                      cnp.ndarray grad_out not None, tuple grad_weights not None,
-                      tuple grad_biases not None, cnp.ndarray ones not None, bint input_grad):
+                      cnp.ndarray grad_out not None, cnp.ndarray grad_params not None,
+                      cnp.ndarray ones not None, bint input_grad):
     """MLP.backward's NumPy lines for a tanh network, in one call, from the top layer down:
 
         dL/dW_l = h_{l-1}^T g_l,   dL/db_l = ones^T g_l,   g_{l-1} = (g_l W_l^T) * (1 - h_{l-1}^2)
 
-    (g_l W_l^T for a one-column W_l is the broadcast product NumPy's lines use). Writes into
-    grad_weights[l] (n_in, n_out) and grad_biases[l] (n_out,), C-contiguous; returns
-    dL/dx = g_1 W_1^T if input_grad, else None. layer_inputs = [x, h_1, ...] from the forward,
-    ones a (B,) vector of ones, grad_out (B, n_L) C-contiguous.
+    (g_l W_l^T for a one-column W_l is the broadcast product NumPy's lines use). Writes
+    dL/dW_1, dL/db_1, dL/dW_2, ... into grad_params, a flat contiguous vector laid out like the
+    parameters; returns dL/dx = g_1 W_1^T if input_grad, else None. layer_inputs = [x, h_1, ...]
+    from the forward, ones a (B,) vector of ones, grad_out (B, n_L) C-contiguous.
     """
-    cdef cnp.ndarray x = layer_inputs[0], h_prev, W, g, grad_h, dW, db
+    cdef cnp.ndarray x = layer_inputs[0], h_prev, W, g, grad_h
     cdef int kind = _kind(x)
     if kind < 0 or x.ndim != 2:
         raise ValueError(f"layer_inputs[0] must be a 2-d float32 or float64 array")
     _check_layers(weights, biases, kind)
     cdef Py_ssize_t l, L = len(weights)
-    cdef npy_intp B = x.shape[0], itemsize = x.itemsize, n_in, n_out, h_m, h_n
-    if len(layer_inputs) != L or len(grad_weights) != L or len(grad_biases) != L:
-        raise ValueError(f"layer_inputs, grad_weights and grad_biases must have one entry per "
-                         f"layer ({L})")
+    cdef npy_intp B = x.shape[0], itemsize = x.itemsize, n_in, n_out, h_m, h_n, size = 0
+    if len(layer_inputs) != L:
+        raise ValueError(f"layer_inputs must have one entry per layer ({L})")
     if not cnp.PyArray_ISALIGNED(x):
         raise ValueError("layer_inputs[0] must be aligned")
     for l in range(L):
         W, h_prev = weights[l], layer_inputs[l]
-        dW, db = grad_weights[l], grad_biases[l]
+        size += W.shape[0] * W.shape[1] + W.shape[1]
         if (_kind(h_prev) != kind or h_prev.ndim != 2 or h_prev.shape[0] != B
                 or h_prev.shape[1] != W.shape[0]
                 or (l > 0 and not cnp.PyArray_IS_C_CONTIGUOUS(h_prev))):
             raise ValueError(f"layer_inputs[{l}] must be ({B}, {W.shape[0]}) in the network's "
                              f"dtype" + (", C-contiguous" if l > 0 else ""))
-        if (_kind(dW) != kind or dW.ndim != 2 or dW.shape[0] != W.shape[0]
-                or dW.shape[1] != W.shape[1] or not cnp.PyArray_IS_C_CONTIGUOUS(dW)):
-            raise ValueError(f"grad_weights[{l}] must be a C-contiguous {(<object>W).shape} "
-                             "array of the network's dtype")
-        if (_kind(db) != kind or db.ndim != 1 or db.shape[0] != W.shape[1]
-                or not cnp.PyArray_IS_C_CONTIGUOUS(db)):
-            raise ValueError(f"grad_biases[{l}] must be a contiguous ({W.shape[1]},) vector of "
-                             "the network's dtype")
+    if (_kind(grad_params) != kind or grad_params.ndim != 1 or grad_params.shape[0] != size
+            or not cnp.PyArray_IS_C_CONTIGUOUS(grad_params)
+            or not cnp.PyArray_ISWRITEABLE(grad_params)):
+        raise ValueError(f"grad_params must be a writeable contiguous ({size},) vector of the "
+                         "network's dtype")
     W = weights[L - 1]
     if (_kind(grad_out) != kind or grad_out.ndim != 2 or grad_out.shape[0] != B
             or grad_out.shape[1] != W.shape[1] or not cnp.PyArray_IS_C_CONTIGUOUS(grad_out)):
@@ -430,19 +474,23 @@ def mlp_tanh_backward(list layer_inputs not None, tuple weights not None, tuple 
             or not cnp.PyArray_IS_C_CONTIGUOUS(ones)):
         raise ValueError(f"ones must be a contiguous ({B},) vector of the network's dtype")
 
+    cdef char* dW
+    cdef char* db
     g = grad_out
     for l in range(L - 1, -1, -1):
         W, h_prev = weights[l], layer_inputs[l]
-        dW, db = grad_weights[l], grad_biases[l]
         n_in, n_out = W.shape[0], W.shape[1]
+        size -= n_in * n_out + n_out                       # where layer l starts
+        dW = _data(grad_params) + size * itemsize
+        db = dW + n_in * n_out * itemsize
         h_m, h_n = h_prev.strides[0], h_prev.strides[1]
         # dL/dW_l = h_{l-1}^T g_l: h^T is (n_in, B) with h's strides swapped
         _matmul(&MATMUL[kind], _data(h_prev), h_n, h_m, _data(g), n_out * itemsize, itemsize,
-                _data(dW), n_out * itemsize, itemsize, n_in, B, n_out)
+                dW, n_out * itemsize, itemsize, n_in, B, n_out)
         # dL/db_l = ones @ g_l: ones is 1-d, a missing row dim (size 1, stride 0), and so is
         # the output's
         _matmul(&MATMUL[kind], _data(ones), 0, itemsize, _data(g), n_out * itemsize, itemsize,
-                _data(db), 0, itemsize, 1, B, n_out)
+                db, 0, itemsize, 1, B, n_out)
         if l == 0 and not input_grad:
             return None
         grad_h = _empty2(B, n_in, kind)

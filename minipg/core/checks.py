@@ -7,6 +7,7 @@
 Each error names the argument. Checks run at the public boundary (a constructor, a config, a
 public function), not inside the loops that call the same code thousands of times.
 """
+import math
 import numbers
 
 import numpy as np
@@ -47,7 +48,7 @@ def check_real(name, value, low=-np.inf, high=np.inf, low_inclusive=True, high_i
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value}")
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high

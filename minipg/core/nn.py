@@ -256,7 +256,6 @@ class MLP:
             out = np.empty_like(self.params)
         else:
             out = check_flat_buffer("out", out, self.params.size, self.dtype)
-        grad_weights, grad_biases = self.layer_views(out)
         if self._ones.shape[0] != batch or self._ones.dtype != self.dtype:
             self._ones = np.ones(batch, self.dtype)
         ones = self._ones
@@ -264,9 +263,10 @@ class MLP:
                 and grad_out.flags.c_contiguous and cache.layer_inputs[0].flags.aligned):
             # the loop below as one compiled call, the same numbers (ext/_update_kernels.pyx)
             grad_x = update_kernels.mlp_tanh_backward(cache.layer_inputs, self.weights,
-                                                      self.biases, grad_out, grad_weights,
-                                                      grad_biases, ones, input_grad)
+                                                      self.biases, grad_out, out, ones,
+                                                      input_grad)
             return grad_x, out
+        grad_weights, grad_biases = self.layer_views(out)
         g = grad_out                                       # g_l = dL/dz_l, from the top down
         for l in reversed(range(len(self.weights))):
             h_prev = cache.layer_inputs[l]

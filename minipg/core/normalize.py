@@ -122,19 +122,13 @@ class RewardScaler:
         (update_kernels.reward_scale_step) does in one call what scale_reference does in a
         dozen NumPy calls, with the same numbers bit for bit; MINIPG_PURE_NUMPY=1 runs the
         reference."""
-        if update_kernels is None:
-            return self.scale_reference(rewards, dones, real)
-        rewards = np.ascontiguousarray(rewards, dtype=np.float64)
-        n = len(self.returns)
-        dones = np.ascontiguousarray(dones, dtype=bool).reshape(n)
-        real = (np.ones(n, bool) if real is None
-                else np.ascontiguousarray(real, dtype=bool).reshape(n))
-        scaled = np.empty(n)
         stats = self.stats
-        count, mean, var = update_kernels.reward_scale_step(
-            self.returns, rewards.reshape(n), dones.view(np.uint8), real.view(np.uint8),
-            self.gamma, stats.count, float(stats.mean), float(stats.var), self.eps,
-            self.clip_reward, scaled)
+        computed = None if update_kernels is None else update_kernels.reward_scale_step(
+            self.returns, rewards, dones, real, self.gamma, stats.count, float(stats.mean),
+            float(stats.var), self.eps, self.clip_reward)
+        if computed is None:              # no kernels, or arrays it does not take
+            return self.scale_reference(rewards, dones, real)
+        scaled, count, mean, var = computed
         if count != stats.count:          # as RunningMeanStd.update leaves them: scalars
             stats.count, stats.mean, stats.var = count, np.float64(mean), np.float64(var)
         return scaled

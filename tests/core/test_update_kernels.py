@@ -336,35 +336,45 @@ def test_bad_shapes_raise_before_any_memory_is_touched():
         update_kernels.mlp_tanh_forward(np.zeros((5, 4)), (weights[0], np.zeros((2, 2))),
                                         biases)
     hidden, _ = update_kernels.mlp_tanh_forward(np.zeros((5, 4)), weights, biases)
-    grad_weights = (np.zeros((4, 3)), np.zeros((3, 2)))
-    grad_biases = (np.zeros(3), np.zeros(2))
+    grad_params = np.zeros(4 * 3 + 3 + 3 * 2 + 2)
+    inputs = [np.zeros((5, 4)), *hidden]
     with pytest.raises(ValueError, match=r"grad_out must be a C-contiguous \(5, 2\)"):
-        update_kernels.mlp_tanh_backward([np.zeros((5, 4)), *hidden], weights, biases,
-                                         np.zeros((5, 3)), grad_weights, grad_biases,
+        update_kernels.mlp_tanh_backward(inputs, weights, biases, np.zeros((5, 3)), grad_params,
                                          np.ones(5), True)
     with pytest.raises(ValueError, match=r"ones must be a contiguous \(5,\) vector"):
-        update_kernels.mlp_tanh_backward([np.zeros((5, 4)), *hidden], weights, biases,
-                                         np.zeros((5, 2)), grad_weights, grad_biases,
+        update_kernels.mlp_tanh_backward(inputs, weights, biases, np.zeros((5, 2)), grad_params,
                                          np.ones(4), True)
-    with pytest.raises(ValueError, match=r"grad_biases\[0\] must be a contiguous \(3,\)"):
-        update_kernels.mlp_tanh_backward([np.zeros((5, 4)), *hidden], weights, biases,
-                                         np.zeros((5, 2)), grad_weights,
-                                         (np.zeros(2), np.zeros(2)), np.ones(5), True)
+    with pytest.raises(ValueError, match=r"grad_params must be a writeable contiguous \(23,\)"):
+        update_kernels.mlp_tanh_backward(inputs, weights, biases, np.zeros((5, 2)),
+                                         np.zeros(22), np.ones(5), True)
     with pytest.raises(ValueError, match="logits must be a C-contiguous 2-d"):
         update_kernels.categorical_log_softmax(np.zeros((4, 3))[:, ::2], np.ones(2))
     with pytest.raises(ValueError, match="u must be 4 contiguous float64 uniforms"):
         update_kernels.categorical_sample(np.ones((4, 2)), np.zeros((4, 2)),
                                           np.zeros(4, np.float32))
-    assert not any(g.any() for g in grad_weights + grad_biases)
+    assert not grad_params.any()
     assert not params.any() and not m.any() and not v.any()
-    returns, flags = np.zeros(3), np.zeros(3, np.uint8)
+    frozen = np.zeros(5, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="v must be writeable"):
+        update_kernels.adam_step(params, np.zeros(5, np.float32), m, frozen, 0.1, 0.001, 1e-8,
+                                 1e-3)
+    with pytest.raises(ValueError, match="grad must be a contiguous 1-d array of the parameters"):
+        update_kernels.adam_step(params, np.zeros(5), m, v, 0.1, 0.001, 1e-8, 1e-3)
+    assert not params.any() and not m.any() and not v.any()
+    returns, flags = np.zeros(3), np.zeros(3, bool)
     with pytest.raises(ValueError, match="rewards has length 2, expected 3"):
         update_kernels.reward_scale_step(returns, np.ones(2), flags, flags, 0.9, 0, 0.0, 1.0,
-                                         1e-8, 10.0, np.zeros(3))
-    with pytest.raises(ValueError, match="scaled has length 4"):
-        update_kernels.reward_scale_step(returns, np.ones(3), flags, flags, 0.9, 0, 0.0, 1.0,
-                                         1e-8, 10.0, np.zeros(4))
+                                         1e-8, 10.0)
+    with pytest.raises(ValueError, match="real has length 4"):
+        update_kernels.reward_scale_step(returns, np.ones(3), flags, np.zeros(4, bool), 0.9, 0,
+                                         0.0, 1.0, 1e-8, 10.0)
     assert not returns.any()
+    # arrays it does not take (float32 rewards, int flags) are left to the NumPy reference
+    assert update_kernels.reward_scale_step(returns, np.ones(3, np.float32), flags, None, 0.9,
+                                            0, 0.0, 1.0, 1e-8, 10.0) is None
+    assert update_kernels.reward_scale_step(returns, np.ones(3), flags.astype(int), None, 0.9,
+                                            0, 0.0, 1.0, 1e-8, 10.0) is None
 
 
 def test_every_build_and_the_pure_numpy_switch_give_the_same_numbers(tmp_path):
