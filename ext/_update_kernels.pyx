@@ -96,7 +96,10 @@ def adam_step(cnp.ndarray params not None, cnp.ndarray grad not None,
     _check_vector("grad", grad, n, kind, False)
     _check_vector("m", m, n, kind, True)
     _check_vector("v", v, n, kind, True)
-    cdef char *p = _data(params), *g = _data(grad), *m_ = _data(m), *v_ = _data(v)
+    cdef char* p = _data(params)
+    cdef char* g = _data(grad)
+    cdef char* m_ = _data(m)
+    cdef char* v_ = _data(v)
     if kind == 0:
         with nogil:
             _adam(<float*>p, <float*>g, <float*>m_, <float*>v_, n, one_minus_beta1,
@@ -685,6 +688,18 @@ cdef void _difference(const floating* a, const floating* b, floating* out,
         out[i] = a[i] - b[i]
 
 
+cdef cnp.ndarray _log_ratio(cnp.ndarray log_prob, cnp.ndarray old_log_prob, int kind):
+    """log_prob - old_log_prob, a new array (two checked vectors of the dtype `kind`)."""
+    cdef npy_intp n = log_prob.shape[0]
+    cdef cnp.ndarray out = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    if kind == 0:
+        _difference(<float*>_data(log_prob), <float*>_data(old_log_prob), <float*>_data(out), n)
+    else:
+        _difference(<double*>_data(log_prob), <double*>_data(old_log_prob),
+                    <double*>_data(out), n)
+    return out
+
+
 def clipped_surrogate(cnp.ndarray log_prob not None, cnp.ndarray old_log_prob not None,
                       cnp.ndarray advantages not None, double clip_coef):
     """minipg.algos.ppo.clipped_surrogate's NumPy lines in one call, the same numbers:
@@ -706,15 +721,9 @@ def clipped_surrogate(cnp.ndarray log_prob not None, cnp.ndarray old_log_prob no
             or not cnp.PyArray_IS_C_CONTIGUOUS(old_log_prob)
             or not cnp.PyArray_IS_C_CONTIGUOUS(advantages)):
         return None
-    cdef cnp.ndarray ratio = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    cdef cnp.ndarray ratio = _log_ratio(log_prob, old_log_prob, kind)
     cdef cnp.ndarray grad = _empty1(n, cnp.PyArray_TYPE(log_prob))
     cdef double total
-    if kind == 0:
-        _difference(<float*>_data(log_prob), <float*>_data(old_log_prob),
-                    <float*>_data(ratio), n)
-    else:
-        _difference(<double*>_data(log_prob), <double*>_data(old_log_prob),
-                    <double*>_data(ratio), n)
     _unary(&EXP[kind], _data(ratio), _data(ratio), n, log_prob.itemsize)
     if kind == 0:
         total = _surrogate(<float*>_data(log_prob), <float*>_data(old_log_prob),
@@ -759,6 +768,24 @@ cdef void _entropy_grads(const floating* probs, const floating* log_probs,
             grad[i * K + k] = grad[i * K + k] + c[i * c_step] * e
 
 
+cdef cnp.ndarray _entropy(cnp.ndarray probs, cnp.ndarray log_probs, int kind):
+    """H = (pi * log pi) @ (-1, ..., -1), a new (n,) array, for (n, K) arrays the caller has
+    checked (C-contiguous, of the dtype `kind`): NumPy's product, then its matmul loop."""
+    cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
+    cdef cnp.ndarray terms = _empty2(n, K, kind)
+    cdef cnp.ndarray minus_ones = _empty1(K, cnp.PyArray_TYPE(probs))
+    cdef cnp.ndarray entropy = _empty1(n, cnp.PyArray_TYPE(probs))
+    minus_ones.fill(-1)
+    if kind == 0:
+        _product(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(terms), n * K)
+    else:
+        _product(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(terms), n * K)
+    if n > 0:
+        _matmul(&MATMUL[kind], _data(terms), K * itemsize, itemsize, _data(minus_ones),
+                itemsize, 0, _data(entropy), itemsize, 0, n, K, 1)
+    return entropy
+
+
 cdef bint _any_nonzero(cnp.ndarray c):
     cdef npy_intp i
     for i in range(c.size):
@@ -795,7 +822,7 @@ def categorical_param_grads(cnp.ndarray probs not None, cnp.ndarray log_probs no
             or actions.size != n or w.size != n or c.size not in (1, n)):
         raise ValueError(f"log_probs must be ({n}, {K}), actions and w ({n},) and c a scalar "
                          f"or ({n},)")
-    cdef cnp.ndarray grad = _empty2(n, K, kind), terms, minus_ones, entropy
+    cdef cnp.ndarray grad = _empty2(n, K, kind), entropy
     if kind == 0:
         _score_grads(<float*>_data(probs), <Py_ssize_t*>_data(actions), <float*>_data(w),
                      <float*>_data(grad), n, K)
@@ -804,16 +831,7 @@ def categorical_param_grads(cnp.ndarray probs not None, cnp.ndarray log_probs no
                      <double*>_data(grad), n, K)
     if not _any_nonzero(c):                     # c.any(): NaN counts, as in NumPy
         return grad
-    terms = _empty2(n, K, kind)
-    if kind == 0:
-        _product(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(terms), n * K)
-    else:
-        _product(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(terms), n * K)
-    minus_ones = _empty1(K, cnp.PyArray_TYPE(probs))
-    minus_ones.fill(-1)
-    entropy = _empty1(n, cnp.PyArray_TYPE(probs))
-    _matmul(&MATMUL[kind], _data(terms), K * itemsize, itemsize, _data(minus_ones), itemsize, 0,
-            _data(entropy), itemsize, 0, n, K, 1)
+    entropy = _entropy(probs, log_probs, kind)
     if kind == 0:
         _entropy_grads(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(entropy),
                        <float*>_data(c), 0 if c.size == 1 else 1, <float*>_data(grad), n, K)
@@ -847,14 +865,8 @@ def approx_kl(cnp.ndarray log_prob not None, cnp.ndarray old_log_prob not None):
     if not _vectors(log_prob, old_log_prob, kind) or log_prob.shape[0] == 0:
         return None
     cdef npy_intp n = log_prob.shape[0]
-    cdef cnp.ndarray log_ratio = _empty1(n, cnp.PyArray_TYPE(log_prob))
+    cdef cnp.ndarray log_ratio = _log_ratio(log_prob, old_log_prob, kind)
     cdef cnp.ndarray terms = _empty1(n, cnp.PyArray_TYPE(log_prob))
-    if kind == 0:
-        _difference(<float*>_data(log_prob), <float*>_data(old_log_prob),
-                    <float*>_data(log_ratio), n)
-    else:
-        _difference(<double*>_data(log_prob), <double*>_data(old_log_prob),
-                    <double*>_data(log_ratio), n)
     _unary(&EXPM1[kind], _data(log_ratio), _data(terms), n, log_prob.itemsize)
     if kind == 0:
         _kl_terms(<float*>_data(terms), <float*>_data(log_ratio), n)
@@ -901,18 +913,7 @@ def categorical_entropy(cnp.ndarray probs not None, cnp.ndarray log_probs not No
     cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
     if log_probs.shape[0] != n or log_probs.shape[1] != K:
         raise ValueError(f"log_probs must have the shape of probs ({n}, {K})")
-    cdef cnp.ndarray terms = _empty2(n, K, kind)
-    cdef cnp.ndarray minus_ones = _empty1(K, cnp.PyArray_TYPE(probs))
-    cdef cnp.ndarray entropy = _empty1(n, cnp.PyArray_TYPE(probs))
-    minus_ones.fill(-1)
-    if kind == 0:
-        _product(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(terms), n * K)
-    else:
-        _product(<double*>_data(probs), <double*>_data(log_probs), <double*>_data(terms), n * K)
-    if n > 0:
-        _matmul(&MATMUL[kind], _data(terms), K * itemsize, itemsize, _data(minus_ones),
-                itemsize, 0, _data(entropy), itemsize, 0, n, K, 1)
-    return entropy
+    return _entropy(probs, log_probs, kind)
 
 
 def categorical_log_prob(cnp.ndarray log_probs not None, cnp.ndarray actions not None):

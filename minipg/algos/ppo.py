@@ -152,7 +152,7 @@ def clip_fraction(ratio, clip_coef):
         fraction = update_kernels.clip_fraction(ratio, clip_coef)   # the line below, compiled
         if fraction is not None:
             return fraction
-    return np.count_nonzero(np.abs(ratio - 1.0) > clip_coef) / ratio.size
+    return int(np.count_nonzero(np.abs(ratio - 1.0) > clip_coef)) / ratio.size
 
 
 def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob, mb_advantages,

@@ -219,15 +219,16 @@ class Categorical:
         u = as_generator(rng).random(self.batch_shape + (1,))
         actions, log_prob = update_kernels.categorical_sample(
             self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions), u)
-        return actions.reshape(self.batch_shape), log_prob.reshape(self.batch_shape)
+        # [()]: one distribution's action is a scalar, as sample's argmax gives
+        return actions.reshape(self.batch_shape)[()], log_prob.reshape(self.batch_shape)
 
     def entropy(self):
         """H = -sum_k pi_k log pi_k, shape (...,)."""
         if update_kernels is not None:             # the line below as one compiled call
             entropy = update_kernels.categorical_entropy(
                 self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions))
-            if entropy is not None:
-                return entropy.reshape(self.batch_shape)
+            if entropy is not None:     # [()]: a scalar for one distribution, as @ gives
+                return entropy.reshape(self.batch_shape)[()]
         return (self.probs * self.log_probs) @ np.full(self.n_actions, -1.0, self.logits.dtype)
 
     def sample(self, rng):

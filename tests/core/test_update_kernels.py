@@ -86,6 +86,24 @@ def numpy_lines(monkeypatch, *modules):
         monkeypatch.setattr(module, "update_kernels", None)
 
 
+def compiled_is_numpy(run, monkeypatch, *modules):
+    """run() with the kernels, then again with these modules' NumPy lines: the same results
+    entry by entry, arrays bit for bit with their dtype and shape, numbers of the same type
+    and value. Returns the compiled results."""
+    compiled = run()
+    numpy_lines(monkeypatch, *modules)
+    reference = run()
+    assert len(compiled) == len(reference) > 0
+    for got, expected in zip(compiled, reference):
+        assert type(got) is type(expected)
+        if isinstance(got, np.ndarray):
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            np.testing.assert_array_equal(got, expected)
+        else:
+            assert got == expected
+    return compiled
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("sizes", NETWORKS)
 def test_mlp_kernels_are_the_numpy_lines_bit_for_bit(dtype, sizes, monkeypatch):
@@ -110,13 +128,8 @@ def test_mlp_kernels_are_the_numpy_lines_bit_for_bit(dtype, sizes, monkeypatch):
                 results += [grad] + ([grad_x] if input_grad else [])
         return results
 
-    compiled = run()
-    numpy_lines(monkeypatch, nn)
-    reference = run()
-    assert len(compiled) == len(reference)
-    for got, expected in zip(compiled, reference):
-        assert got.dtype == expected.dtype == dtype
-        np.testing.assert_array_equal(got, expected)
+    compiled = compiled_is_numpy(run, monkeypatch, nn)
+    assert {array.dtype for array in compiled} == {np.dtype(dtype)}
 
 
 def test_mlp_kernels_leave_relu_and_unusual_inputs_to_numpy(monkeypatch):
@@ -132,12 +145,12 @@ def test_mlp_kernels_leave_relu_and_unusual_inputs_to_numpy(monkeypatch):
     x64 = rng.normal(size=(5, 4))
     cases = [(tanh32.predict, x64), (relu.predict, x64), (tanh32.forward, misaligned),
              (relu.forward, misaligned)]
-    compiled = [np.asarray(f(x)[0] if f.__name__ == "forward" else f(x)) for f, x in cases]
+
+    def run():
+        return [f(x)[0] if f.__name__ == "forward" else f(x) for f, x in cases]
+
+    compiled = compiled_is_numpy(run, monkeypatch, nn)
     assert compiled[0].dtype == np.float64                       # promoted, as NumPy does
-    numpy_lines(monkeypatch, nn)
-    reference = [np.asarray(f(x)[0] if f.__name__ == "forward" else f(x)) for f, x in cases]
-    for got, expected in zip(compiled, reference):
-        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -162,12 +175,7 @@ def test_categorical_kernels_are_the_numpy_lines_bit_for_bit(dtype, n_actions, m
             results += [dist.log_probs, dist.probs, actions, log_prob]
         return results
 
-    compiled = run()
-    numpy_lines(monkeypatch, distributions)
-    reference = run()
-    for got, expected in zip(compiled, reference):
-        assert got.dtype == expected.dtype and got.shape == expected.shape
-        np.testing.assert_array_equal(got, expected)
+    compiled = compiled_is_numpy(run, monkeypatch, distributions)
     assert compiled[2 + 4 * 5].tolist() == [0] * 2                # far: only action 0 is drawn
 
 
@@ -204,12 +212,7 @@ def test_categorical_gradient_kernels_are_the_numpy_lines_bit_for_bit(dtype, n_a
                         dist.param_grads(actions, w, c).logits]
         return results
 
-    compiled = run()
-    numpy_lines(monkeypatch, distributions)
-    reference = run()
-    for got, expected in zip(compiled, reference):
-        assert got.dtype == expected.dtype and got.shape == expected.shape
-        np.testing.assert_array_equal(got, expected)
+    compiled_is_numpy(run, monkeypatch, distributions)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -234,20 +237,14 @@ def test_ppo_loss_kernels_are_the_numpy_lines_bit_for_bit(dtype, clip_coef, monk
         for log_prob, old_log_prob, advantages in cases:
             loss, grad, ratio = ppo.clipped_surrogate(log_prob, old_log_prob, advantages,
                                                       clip_coef)
-            results.append((loss, grad, ratio, ppo.approx_kl(log_prob, old_log_prob),
-                            ppo.clip_fraction(ratio, clip_coef)))
+            results += [loss, grad, ratio, ppo.approx_kl(log_prob, old_log_prob),
+                        ppo.clip_fraction(ratio, clip_coef)]
         return results
 
-    compiled = run()
-    numpy_lines(monkeypatch, ppo)
-    reference = run()
-    for got, expected in zip(compiled, reference):
-        assert type(got[0]) is type(expected[0]) is float
-        assert got[0] == expected[0] and got[3] == expected[3] and got[4] == expected[4]
-        for array, expected_array in zip(got[1:3], expected[1:3]):
-            assert array.dtype == expected_array.dtype == dtype
-            np.testing.assert_array_equal(array, expected_array)
-    assert {result[4] for result in compiled} - {0.0}           # some ratios were clipped
+    compiled = compiled_is_numpy(run, monkeypatch, ppo)
+    assert {type(x) for x in compiled[0::5] + compiled[3::5] + compiled[4::5]} == {float}
+    assert {array.dtype for array in compiled[1::5] + compiled[2::5]} == {np.dtype(dtype)}
+    assert set(compiled[4::5]) - {0.0}                           # some ratios were clipped
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
