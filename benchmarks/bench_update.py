@@ -32,6 +32,9 @@ piece, like the run, so that the machine's load hits both alike. Alternating rou
 of each side; target run / floor <= 1.6.
 
     python benchmarks/bench_update.py --run
+
+Before the rounds, one more run is timed by parts (the minibatch steps, the rest of the update,
+collection, the loop around them), printed beside the floor's parts of the last round.
 """
 import argparse
 import math
@@ -49,6 +52,7 @@ from minipg.core.speed import training_speed
 from minipg.core.value import ValueFunction
 from minipg.core.heads import join_params
 from minipg.envs.make import make_env
+from minipg.envs.rollout import RolloutCollector
 
 
 # Every time here is this process's CPU time (time.process_time: one BLAS thread, so one
@@ -162,6 +166,35 @@ def run_seconds(total_steps, scratch):
     return cpu, wall, last["env_steps"], last["episodes"]
 
 
+def run_parts(total_steps, scratch):
+    """CPU seconds of one more such run, by parts: the minibatch steps, the rest of ppo.update
+    (GAE, shuffling the batch each epoch), RolloutCollector.collect, and the loop around them
+    (the three functions timed for this run only, a microsecond per call)."""
+    spent = dict(minibatch=0.0, update=0.0, collect=0.0)
+    wrapped = [(ppo, "minibatch_step", "minibatch"), (ppo, "update", "update"),
+               (RolloutCollector, "collect", "collect")]
+    originals = [getattr(owner, name) for owner, name, _ in wrapped]
+
+    def timed(function, key):
+        def call(*args, **kwargs):
+            start = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[key] += clock() - start
+        return call
+
+    for (owner, name, key), function in zip(wrapped, originals):
+        setattr(owner, name, timed(function, key))
+    try:
+        total = run_seconds(total_steps, scratch)[0]
+    finally:
+        for (owner, name, _), function in zip(wrapped, originals):
+            setattr(owner, name, function)
+    return dict(minibatch=spent["minibatch"], update=spent["update"] - spent["minibatch"],
+                collect=spent["collect"], loop=total - spent["update"] - spent["collect"])
+
+
 def run_floor_seconds(config, iterations, real_steps):
     """Wall-clock of the floor of a run of `iterations` iterations holding `real_steps` real
     transitions, executed as one piece like the run itself (so that the machine's load hits
@@ -213,6 +246,7 @@ def whole_run(args):
           f"{'acting':>6} {'critic':>6} {'update)':>7} {'train/floor':>11}")
     trains, walls, floors = [], [], []
     with tempfile.TemporaryDirectory() as scratch, training_speed():
+        parts = run_parts(args.steps, scratch)
         for round_ in range(args.rounds):
             train, wall, env_steps, episodes = run_seconds(args.steps, scratch)
             iterations = math.ceil(env_steps / (config.num_envs * config.num_steps))
@@ -226,6 +260,10 @@ def whole_run(args):
           f"{min(walls):.2f} s), best floor {min(floors):.2f} CPU s: run/floor {ratio:.2f} "
           f"(target <= 1.6): "
           f"{'PASS' if ratio <= 1.6 else 'over'}")
+    print(f"a run by parts, CPU s: minibatch steps {parts['minibatch']:.2f} (floor "
+          f"{pieces['update']:.2f}), the rest of the update {parts['update']:.2f}, collection "
+          f"{parts['collect']:.2f} (floor {pieces['env'] + pieces['acting'] + pieces['critic']:.2f}"
+          f"), the loop around them {parts['loop']:.2f}")
 
 
 def main(argv=None):
