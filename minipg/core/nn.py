@@ -33,6 +33,13 @@ Arithmetic: the network computes in the dtype of its parameters, float64 (what t
 checks use) or float32 (about twice as fast on the matmuls that dominate a training step, the
 usual choice of deep-learning libraries). Inputs are converted to it; nothing is converted back.
 
+Speed: on the small batches of RL, a dozen NumPy calls cost as much in NumPy's own per-call
+work as in arithmetic. For a tanh network, forward, predict and backward therefore run their
+NumPy lines as one compiled call each (ext/_update_kernels.pyx), which calls NumPy's own matmul
+and tanh loops and rounds the bias additions and tanh' as NumPy does: the same numbers, bit for
+bit. The NumPy lines below are the reference; they run for relu networks and with
+MINIPG_PURE_NUMPY=1.
+
 Initialisation (orthogonal, Saxe et al. 2014, the usual choice for PPO): each W is a random
 orthogonal matrix times a gain, biases zero. Default gains are sqrt(2) for hidden layers and 1
 for the output; a policy head uses a small output gain (0.01) so that the initial policy is
