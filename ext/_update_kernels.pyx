@@ -2,7 +2,7 @@
 
     adam_step                  Adam.step_reference (minipg/core/optim.py)
     reward_scale_step          RewardScaler.scale_reference (minipg/core/normalize.py)
-    mlp_tanh_forward/backward  MLP.forward's and MLP.backward's NumPy lines (minipg/core/nn.py)
+    mlp_forward/backward       MLP.forward's and MLP.backward's NumPy lines (minipg/core/nn.py)
     categorical_log_softmax    log_softmax's NumPy lines (minipg/core/distributions.py)
     categorical_sample         Categorical.sample's lines and the gather of log_prob
 
@@ -239,7 +239,8 @@ def reward_scale_step(cnp.ndarray returns not None, object rewards, object dones
 # NumPy's per-call work (parsing the arguments, choosing a loop, allocating, broadcasting a bias
 # row by row) costs as much as the arithmetic. The kernels below do that work once: they call
 # the very inner loops NumPy would run (its matmul loop, which calls the same BLAS routine with
-# the same arguments, and its SIMD tanh, exp and log), with the strides NumPy would pass, and do
+# the same arguments, its SIMD tanh, exp, expm1 and log, and its maximum for relu), with the
+# strides NumPy would pass, and do
 # the exactly rounded steps (adding a bias, subtracting, dividing) in plain loops. So their
 # results are NumPy's bit for bit, including tanh and exp, whose SIMD approximations differ
 # from the C library's in the last bit. The tests compare them with array_equal.
@@ -273,12 +274,14 @@ cdef Loop _find_loop(object ufunc, int typenum) except *:
 # index 0: float32, 1: float64
 cdef Loop MATMUL[2]
 cdef Loop TANH[2]
+cdef Loop MAXIMUM[2]
 cdef Loop EXP[2]
 cdef Loop LOG[2]
 cdef Loop EXPM1[2]
 for _k, _typenum in enumerate((cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
     MATMUL[_k] = _find_loop(np.matmul, _typenum)
     TANH[_k] = _find_loop(np.tanh, _typenum)
+    MAXIMUM[_k] = _find_loop(np.maximum, _typenum)
     EXP[_k] = _find_loop(np.exp, _typenum)
     LOG[_k] = _find_loop(np.log, _typenum)
     EXPM1[_k] = _find_loop(np.expm1, _typenum)
@@ -364,10 +367,26 @@ cdef void _add_bias(floating* h, const floating* b, npy_intp rows, npy_intp cols
             h[i * cols + j] = h[i * cols + j] + b[j]
 
 
-def mlp_tanh_forward(cnp.ndarray x not None, tuple weights not None, tuple biases not None):
-    """MLP.forward's NumPy lines for a tanh network, in one call:
+cdef void _relu(Loop* loop, char* h, npy_intp n, npy_intp itemsize, int kind):
+    """h = np.maximum(h, 0) in place: NumPy's maximum loop with the 0 as a scalar operand
+    (stride 0), as NumPy passes it (which decides the sign of a zero and where a NaN goes)."""
+    cdef float zero32 = 0
+    cdef double zero64 = 0
+    cdef char* args[3]
+    cdef npy_intp dims[1]
+    cdef npy_intp steps[3]
+    args[0], args[2] = h, h
+    args[1] = <char*>&zero32 if kind == 0 else <char*>&zero64
+    dims[0] = n
+    steps[0], steps[1], steps[2] = itemsize, 0, itemsize
+    loop.function(args, dims, steps, loop.data)
 
-        z_l = h_{l-1} @ W_l + b_l,   h_l = tanh(z_l) on hidden layers,   out = z_L
+
+def mlp_forward(cnp.ndarray x not None, tuple weights not None, tuple biases not None,
+                bint relu):
+    """MLP.forward's NumPy lines in one call, for a tanh network (relu False) or a relu one:
+
+        z_l = h_{l-1} @ W_l + b_l,   h_l = f(z_l) on hidden layers,   out = z_L
 
     Returns (hidden, out): the list [h_1, ..., h_{L-1}] and out, new C-contiguous arrays. x is
     (B, n_0) with any strides NumPy would take as they are. None where NumPy's lines would do
@@ -407,7 +426,10 @@ def mlp_tanh_forward(cnp.ndarray x not None, tuple weights not None, tuple biase
             _add_bias(<double*>_data(h), <double*>_data(b), B, n_out)
         if l == L - 1:
             return hidden, h
-        _unary(&TANH[kind], _data(h), _data(h), B * n_out, itemsize)
+        if relu:
+            _relu(&MAXIMUM[kind], _data(h), B * n_out, itemsize, kind)
+        else:
+            _unary(&TANH[kind], _data(h), _data(h), B * n_out, itemsize)
         hidden.append(h)
         h_prev, prev_m, prev_n = h, n_out * itemsize, itemsize
 
@@ -423,6 +445,14 @@ cdef void _tanh_derivative(floating* g, const floating* h, npy_intp n) noexcept 
         g[i] = g[i] * derivative
 
 
+cdef void _relu_derivative(floating* g, const floating* h, npy_intp n) noexcept nogil:
+    """g *= [h > 0] (relu'(z) from the layer's output h = max(z, 0)): the mask is 1 or 0 in
+    the array's dtype, then the product, as NumPy multiplies by a bool array."""
+    cdef npy_intp i
+    for i in range(n):
+        g[i] = g[i] * (<floating>1 if h[i] > 0 else <floating>0)
+
+
 cdef void _outer(floating* out, const floating* g, const floating* w, npy_intp rows,
                  npy_intp cols, npy_intp w_stride) noexcept nogil:
     """out[i, j] = g[i] * w[j]: np.multiply(g (rows, 1), W[:, 0]) broadcast."""
@@ -432,14 +462,16 @@ cdef void _outer(floating* out, const floating* g, const floating* w, npy_intp r
             out[i * cols + j] = g[i] * w[j * w_stride]
 
 
-def mlp_tanh_backward(list layer_inputs not None, tuple weights not None, tuple biases not None,
-                      cnp.ndarray grad_out not None, cnp.ndarray grad_params not None,
-                      cnp.ndarray ones not None, bint input_grad):
-    """MLP.backward's NumPy lines for a tanh network, in one call, from the top layer down:
+def mlp_backward(list layer_inputs not None, tuple weights not None, tuple biases not None,
+                 cnp.ndarray grad_out not None, cnp.ndarray grad_params not None,
+                 cnp.ndarray ones not None, bint input_grad, bint relu):
+    """MLP.backward's NumPy lines in one call, for a tanh network (relu False) or a relu one,
+    from the top layer down:
 
-        dL/dW_l = h_{l-1}^T g_l,   dL/db_l = ones^T g_l,   g_{l-1} = (g_l W_l^T) * (1 - h_{l-1}^2)
+        dL/dW_l = h_{l-1}^T g_l,   dL/db_l = ones^T g_l,   g_{l-1} = (g_l W_l^T) * f'(z_{l-1})
 
-    (g_l W_l^T for a one-column W_l is the broadcast product NumPy's lines use). Writes
+    with f'(z) = 1 - h^2 for tanh and [h > 0] for relu, from the layer's output h = f(z) (and
+    g_l W_l^T for a one-column W_l the broadcast product NumPy's lines use). Writes
     dL/dW_1, dL/db_1, dL/dW_2, ... into grad_params, a flat contiguous vector laid out like the
     parameters; returns dL/dx = g_1 W_1^T if input_grad, else None. layer_inputs = [x, h_1, ...]
     from the forward, ones a (B,) vector of ones, grad_out (B, n_L) C-contiguous.
@@ -509,7 +541,11 @@ def mlp_tanh_backward(list layer_inputs not None, tuple weights not None, tuple 
                     _data(grad_h), n_in * itemsize, itemsize, B, n_out, n_in)
         if l == 0:
             return grad_h
-        if kind == 0:
+        if relu and kind == 0:
+            _relu_derivative(<float*>_data(grad_h), <float*>_data(h_prev), B * n_in)
+        elif relu:
+            _relu_derivative(<double*>_data(grad_h), <double*>_data(h_prev), B * n_in)
+        elif kind == 0:
             _tanh_derivative(<float*>_data(grad_h), <float*>_data(h_prev), B * n_in)
         else:
             _tanh_derivative(<double*>_data(grad_h), <double*>_data(h_prev), B * n_in)

@@ -34,11 +34,10 @@ checks use) or float32 (about twice as fast on the matmuls that dominate a train
 usual choice of deep-learning libraries). Inputs are converted to it; nothing is converted back.
 
 Speed: on the small batches of RL, a dozen NumPy calls cost as much in NumPy's own per-call
-work as in arithmetic. For a tanh network, forward, predict and backward therefore run their
-NumPy lines as one compiled call each (ext/_update_kernels.pyx), which calls NumPy's own matmul
-and tanh loops and rounds the bias additions and tanh' as NumPy does: the same numbers, bit for
-bit. The NumPy lines below are the reference; they run for relu networks and with
-MINIPG_PURE_NUMPY=1.
+work as in arithmetic. forward, predict and backward therefore run their NumPy lines as one
+compiled call each (ext/_update_kernels.pyx), which calls NumPy's own matmul, tanh and maximum
+loops and rounds the bias additions and f' as NumPy does: the same numbers, bit for bit. The
+NumPy lines below are the reference; they run with MINIPG_PURE_NUMPY=1.
 
 Initialisation (orthogonal, Saxe et al. 2014, the usual choice for PPO): each W is a random
 orthogonal matrix times a gain, biases zero. Default gains are sqrt(2) for hidden layers and 1
@@ -239,11 +238,11 @@ class MLP:
     def _compiled_forward(self, x):
         """forward's NumPy lines below as one compiled call (ext/_update_kernels.pyx: the same
         NumPy loops and roundings, so the same numbers): (hidden outputs, out), or None where
-        it does not apply (a relu network, MINIPG_PURE_NUMPY=1, an x that NumPy would copy
-        first)."""
-        if self.activation != "tanh" or update_kernels is None:
+        it does not apply (MINIPG_PURE_NUMPY=1, an x that NumPy would promote or copy first)."""
+        if update_kernels is None:
             return None
-        return update_kernels.mlp_tanh_forward(x, self.weights, self.biases)
+        return update_kernels.mlp_forward(x, self.weights, self.biases,
+                                          self.activation == "relu")
 
     def backward(self, cache, grad_out, out=None, input_grad=True):
         """(grad_x, grad_params) = (dL/dx (B, in_dim), dL/dparams laid out like params).
@@ -266,12 +265,12 @@ class MLP:
         if self._ones.shape[0] != batch or self._ones.dtype != self.dtype:
             self._ones = np.ones(batch, self.dtype)
         ones = self._ones
-        if (self.activation == "tanh" and update_kernels is not None
-                and grad_out.flags.c_contiguous and cache.layer_inputs[0].flags.aligned):
+        if (update_kernels is not None and grad_out.flags.c_contiguous
+                and cache.layer_inputs[0].flags.aligned):
             # the loop below as one compiled call, the same numbers (ext/_update_kernels.pyx)
-            grad_x = update_kernels.mlp_tanh_backward(cache.layer_inputs, self.weights,
-                                                      self.biases, grad_out, out, ones,
-                                                      input_grad)
+            grad_x = update_kernels.mlp_backward(cache.layer_inputs, self.weights, self.biases,
+                                                 grad_out, out, ones, input_grad,
+                                                 self.activation == "relu")
             return grad_x, out
         grad_weights, grad_biases = self.layer_views(out)
         g = grad_out                                       # g_l = dL/dz_l, from the top down

@@ -105,13 +105,18 @@ def compiled_is_numpy(run, monkeypatch, *modules):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("sizes", NETWORKS)
-def test_mlp_kernels_are_the_numpy_lines_bit_for_bit(dtype, sizes, monkeypatch):
+def test_mlp_kernels_are_the_numpy_lines_bit_for_bit(dtype, activation, sizes, monkeypatch):
     """forward, predict and backward (with and without dL/dx) on batches from 1 row (BLAS's
-    vector cases) to 1000, inputs contiguous and strided."""
+    vector cases) to 1000, inputs contiguous and strided; relu's zeros signed both ways."""
     rng = np.random.default_rng(len(sizes))
-    net = MLP(sizes, rng=1, dtype=dtype)
+    net = MLP(sizes, activation, rng=1, dtype=dtype)
     net.biases[0][...] = rng.normal(size=sizes[1])             # nonzero biases
+    if len(sizes) > 2:
+        # a unit whose input is exactly +0 or -0 on every row: np.maximum keeps the sign
+        net.weights[0][:, 0], net.biases[0][0] = 0.0, -0.0
+        net.weights[0][:, 1], net.biases[0][1] = 0.0, 0.0
     cases = []
     for batch in (1, 2, 7, 251, 1000):
         x = (rng.normal(size=(batch, 2 * sizes[0])) * 3).astype(dtype)
@@ -132,9 +137,9 @@ def test_mlp_kernels_are_the_numpy_lines_bit_for_bit(dtype, sizes, monkeypatch):
     assert {array.dtype for array in compiled} == {np.dtype(dtype)}
 
 
-def test_mlp_kernels_leave_relu_and_unusual_inputs_to_numpy(monkeypatch):
-    """A relu network, an input of another dtype (NumPy promotes it) and a misaligned one
-    (NumPy copies it) run the NumPy lines: the same numbers as with no kernels at all."""
+def test_mlp_kernels_leave_unusual_inputs_to_numpy(monkeypatch):
+    """An input of another dtype (NumPy promotes it) and a misaligned one (NumPy copies it) run
+    the NumPy lines: the same numbers as with no kernels at all."""
     rng = np.random.default_rng(3)
     tanh32 = MLP((4, 8, 2), rng=1, dtype=np.float32)
     relu = MLP((4, 8, 2), activation="relu", rng=1)
@@ -326,24 +331,25 @@ def test_bad_shapes_raise_before_any_memory_is_touched():
                                  0.1, 0.001, 1e-8, 1e-3)
     weights, biases = (np.zeros((4, 3)), np.zeros((3, 2))), (np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError, match="x must have 4 columns"):
-        update_kernels.mlp_tanh_forward(np.zeros((5, 3)), weights, biases)
+        update_kernels.mlp_forward(np.zeros((5, 3)), weights, biases, False)
     with pytest.raises(ValueError, match=r"biases\[1\] must be a contiguous \(2,\) vector"):
-        update_kernels.mlp_tanh_forward(np.zeros((5, 4)), weights, (np.zeros(3), np.zeros(3)))
+        update_kernels.mlp_forward(np.zeros((5, 4)), weights, (np.zeros(3), np.zeros(3)),
+                                   False)
     with pytest.raises(ValueError, match=r"weights\[1\] has 2 rows, expected 3"):
-        update_kernels.mlp_tanh_forward(np.zeros((5, 4)), (weights[0], np.zeros((2, 2))),
-                                        biases)
-    hidden, _ = update_kernels.mlp_tanh_forward(np.zeros((5, 4)), weights, biases)
+        update_kernels.mlp_forward(np.zeros((5, 4)), (weights[0], np.zeros((2, 2))), biases,
+                                   False)
+    hidden, _ = update_kernels.mlp_forward(np.zeros((5, 4)), weights, biases, False)
     grad_params = np.zeros(4 * 3 + 3 + 3 * 2 + 2)
     inputs = [np.zeros((5, 4)), *hidden]
     with pytest.raises(ValueError, match=r"grad_out must be a C-contiguous \(5, 2\)"):
-        update_kernels.mlp_tanh_backward(inputs, weights, biases, np.zeros((5, 3)), grad_params,
-                                         np.ones(5), True)
+        update_kernels.mlp_backward(inputs, weights, biases, np.zeros((5, 3)), grad_params,
+                                    np.ones(5), True, False)
     with pytest.raises(ValueError, match=r"ones must be a contiguous \(5,\) vector"):
-        update_kernels.mlp_tanh_backward(inputs, weights, biases, np.zeros((5, 2)), grad_params,
-                                         np.ones(4), True)
+        update_kernels.mlp_backward(inputs, weights, biases, np.zeros((5, 2)), grad_params,
+                                    np.ones(4), True, False)
     with pytest.raises(ValueError, match=r"grad_params must be a writeable contiguous \(23,\)"):
-        update_kernels.mlp_tanh_backward(inputs, weights, biases, np.zeros((5, 2)),
-                                         np.zeros(22), np.ones(5), True)
+        update_kernels.mlp_backward(inputs, weights, biases, np.zeros((5, 2)), np.zeros(22),
+                                    np.ones(5), True, False)
     with pytest.raises(ValueError, match="logits must be a C-contiguous 2-d"):
         update_kernels.categorical_log_softmax(np.zeros((4, 3))[:, ::2], np.ones(2))
     with pytest.raises(ValueError, match="u must be 4 contiguous float64 uniforms"):
