@@ -380,6 +380,27 @@ def test_bad_shapes_raise_before_any_memory_is_touched():
                                             0, 0.0, 1.0, 1e-8, 10.0) is None
 
 
+def test_read_only_inputs_are_accepted():
+    """The kernels take their inputs as arrays, not writable buffers: read-only ones (a
+    checkpoint's, a frozen batch) work, and only what they write must be writeable."""
+    def frozen(array):
+        array.flags.writeable = False
+        return array
+
+    rng = np.random.default_rng(40)
+    params, m, v = np.zeros(6), np.zeros(6), np.zeros(6)
+    update_kernels.adam_step(params, frozen(rng.normal(size=6)), m, v, 0.1, 0.001, 1e-8, 1e-3)
+    assert params.any()
+    net = MLP((3, 5, 2), rng=1)
+    x = frozen(rng.normal(size=(4, 3)))
+    out, cache = net.forward(x)
+    net.backward(cache, frozen(rng.normal(size=(4, 2))))
+    dist = Categorical(frozen(rng.normal(size=(4, 3))))
+    dist.param_grads(frozen(np.array([0, 1, 2, 1])), frozen(np.ones(4)), -0.1)
+    assert update_kernels.clipped_surrogate(frozen(np.zeros(4)), frozen(np.zeros(4)),
+                                            frozen(np.ones(4)), 0.2) is not None
+
+
 def test_every_build_and_the_pure_numpy_switch_give_the_same_numbers(tmp_path):
     """A few hundred PPO minibatch steps on CartPole's shapes in three processes: the kernels
     this CPU gets (the AVX2 build where it runs), the baseline build (MINIPG_KERNELS=baseline),
