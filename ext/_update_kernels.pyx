@@ -243,7 +243,8 @@ def reward_scale_step(cnp.ndarray returns not None, object rewards, object dones
 # strides NumPy would pass, and do
 # the exactly rounded steps (adding a bias, subtracting, dividing) in plain loops. So their
 # results are NumPy's bit for bit, including tanh and exp, whose SIMD approximations differ
-# from the C library's in the last bit. The tests compare them with array_equal.
+# from the C library's in the last bit. The tests compare them with array_equal, which is also
+# what would catch a NumPy whose loop table no longer holds the loops its ufuncs run.
 # --------------------------------------------------------------------------------------------
 
 
@@ -268,7 +269,9 @@ cdef Loop _find_loop(object ufunc, int typenum) except *:
             loop.function = u.functions[i]
             loop.data = u.data[i]
             return loop
-    raise ImportError(f"numpy.{ufunc.__name__} has no loop for type number {typenum}")
+    raise ImportError(f"numpy.{ufunc.__name__} has no loop for type number {typenum} in its "
+                      f"loop table (numpy {np.__version__}); MINIPG_PURE_NUMPY=1 runs minipg "
+                      "without its compiled kernels")
 
 
 # index 0: float32, 1: float64
