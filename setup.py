@@ -99,17 +99,16 @@ def kernels_extension(name, extra_flags=()):
     )
 
 
+# The update's kernels reproduce NumPy's results bit for bit: no fused multiply-adds (one
+# rounding where NumPy rounds twice). -fno-math-errno: sqrt need not set errno (its value is
+# unchanged), which lets the compiler vectorise it.
+EXACT_FLAGS = ["-ffp-contract=off", "-fno-math-errno"]
 extensions = [kernels_extension("_kernels"),
-              # The update's kernels reproduce NumPy's results bit for bit: no fused
-              # multiply-adds (one rounding where NumPy rounds twice), baseline instructions.
-              # -fno-math-errno: sqrt need not set errno (its value is unchanged), which lets
-              # the compiler vectorise it.
-              kernels_extension("_update_kernels", ["-ffp-contract=off", "-fno-math-errno"])]
+              kernels_extension("_update_kernels", EXACT_FLAGS)]
 if build_avx2:
     extensions.append(kernels_extension("_kernels_avx2", AVX2_FLAGS))
-    # AVX2 without FMA: wider loops, the same roundings (and -ffp-contract=off besides)
-    extensions.append(kernels_extension("_update_kernels_avx2",
-                                        ["-mavx2", "-ffp-contract=off", "-fno-math-errno"]))
+    # AVX2 without FMA (no -mfma): wider loops, the same roundings
+    extensions.append(kernels_extension("_update_kernels_avx2", ["-mavx2", *EXACT_FLAGS]))
 
 setup(
     ext_modules=cythonize(

@@ -33,25 +33,35 @@ cdef void _normalise(floating* log_probs, floating* probs, const floating* log_s
             probs[i * K + k] = probs[i * K + k] / sum_exp[i]
 
 
-def categorical_log_softmax(cnp.ndarray logits not None, cnp.ndarray ones not None):
+cdef inline bint _table(cnp.ndarray a, int kind):
+    """a is a C-contiguous 2-d array (n, K) of the float dtype `kind`."""
+    return kind >= 0 and a.ndim == 2 and cnp.PyArray_IS_C_CONTIGUOUS(a) and _kind(a) == kind
+
+
+cdef cnp.ndarray _filled(npy_intp n, int kind, double value):
+    """A new (n,) vector of `value` in the dtype `kind` (NumPy's np.ones, np.full)."""
+    cdef cnp.ndarray out = _empty1(n, cnp.NPY_FLOAT if kind == 0 else cnp.NPY_DOUBLE)
+    out.fill(value)
+    return out
+
+
+def categorical_log_softmax(cnp.ndarray logits not None):
     """Categorical's log-softmax in one call, its NumPy lines' numbers:
 
-        m = z[argmax z] per row,  s = z - m,  e = exp(s),  S = e @ ones,
+        m = z[argmax z] per row,  s = z - m,  e = exp(s),  S = e @ (1, ..., 1),
         log pi = s - log(S),  pi = e / S
 
-    logits: (n, K) C-contiguous, float32 or float64; ones: (K,) of ones, same dtype.
-    Returns (log_probs, probs), new (n, K) arrays.
+    logits: (n, K) C-contiguous, float32 or float64. Returns (log_probs, probs), new (n, K)
+    arrays.
     """
     cdef int kind = _kind(logits)
-    if kind < 0 or logits.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(logits):
+    if not _table(logits, kind):
         raise ValueError(f"logits must be a C-contiguous 2-d float32 or float64 array, got "
                          f"shape {(<object>logits).shape}, dtype {(<object>logits).dtype}")
     cdef npy_intp n = logits.shape[0], K = logits.shape[1], itemsize = logits.itemsize
-    if (_kind(ones) != kind or ones.ndim != 1 or ones.shape[0] != K
-            or not cnp.PyArray_IS_C_CONTIGUOUS(ones)):
-        raise ValueError(f"ones must be a contiguous ({K},) vector of the logits' dtype")
     if K == 0:
         raise ValueError("logits must have at least one action in its last dim")
+    cdef cnp.ndarray ones = _filled(K, kind, 1)
     cdef cnp.ndarray log_probs = _empty2(n, K, kind), probs = _empty2(n, K, kind)
     cdef cnp.ndarray sum_exp = _empty2(n, 1, kind), log_sum = _empty2(n, 1, kind)
     if n == 0:
@@ -105,10 +115,8 @@ def categorical_sample(cnp.ndarray probs not None, cnp.ndarray log_probs not Non
     uniforms. Returns (actions int64 (n,), log_prob (n,)).
     """
     cdef int kind = _kind(probs)
-    if (kind < 0 or probs.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(probs)
-            or _kind(log_probs) != kind or log_probs.ndim != 2
-            or log_probs.shape[0] != probs.shape[0] or log_probs.shape[1] != probs.shape[1]
-            or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)):
+    if (not _table(probs, kind) or not _table(log_probs, kind)
+            or log_probs.shape[0] != probs.shape[0] or log_probs.shape[1] != probs.shape[1]):
         raise ValueError("probs and log_probs must be C-contiguous (n, K) arrays of one float "
                          "dtype")
     cdef npy_intp n = probs.shape[0], K = probs.shape[1]
@@ -131,9 +139,8 @@ def categorical_log_prob(cnp.ndarray log_probs not None, cnp.ndarray actions not
     """log pi(a_i) = log_probs[i, a_i] for (n, K) log_probs and (n,) intp actions, checked to
     be in [0, K) by the caller. None unless both are contiguous and log_probs a float array."""
     cdef int kind = _kind(log_probs)
-    if (kind < 0 or log_probs.ndim != 2 or cnp.PyArray_TYPE(actions) != cnp.NPY_INTP
-            or actions.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)
-            or not cnp.PyArray_IS_C_CONTIGUOUS(actions)):
+    if (not _table(log_probs, kind) or cnp.PyArray_TYPE(actions) != cnp.NPY_INTP
+            or actions.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(actions)):
         return None
     cdef npy_intp n = log_probs.shape[0], K = log_probs.shape[1], i
     if actions.shape[0] != n:
@@ -154,9 +161,8 @@ cdef cnp.ndarray _entropy(cnp.ndarray probs, cnp.ndarray log_probs, int kind):
     checked (C-contiguous, of the dtype `kind`): NumPy's product, then its matmul loop."""
     cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
     cdef cnp.ndarray terms = _empty2(n, K, kind)
-    cdef cnp.ndarray minus_ones = _empty1(K, cnp.PyArray_TYPE(probs))
+    cdef cnp.ndarray minus_ones = _filled(K, kind, -1)
     cdef cnp.ndarray entropy = _empty1(n, cnp.PyArray_TYPE(probs))
-    minus_ones.fill(-1)
     if kind == 0:
         _product(<float*>_data(probs), <float*>_data(log_probs), <float*>_data(terms), n * K)
     else:
@@ -172,11 +178,9 @@ def categorical_entropy(cnp.ndarray probs not None, cnp.ndarray log_probs not No
     product's sum by NumPy's own matmul loop. probs, log_probs (n, K); returns H (n,), or None
     unless both are C-contiguous of one float dtype."""
     cdef int kind = _kind(probs)
-    if (kind < 0 or probs.ndim != 2 or _kind(log_probs) != kind or log_probs.ndim != 2
-            or not cnp.PyArray_IS_C_CONTIGUOUS(probs)
-            or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)):
+    if not _table(probs, kind) or not _table(log_probs, kind):
         return None
-    cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
+    cdef npy_intp n = probs.shape[0], K = probs.shape[1]
     if log_probs.shape[0] != n or log_probs.shape[1] != K:
         raise ValueError(f"log_probs must have the shape of probs ({n}, {K})")
     return _entropy(probs, log_probs, kind)
@@ -206,12 +210,11 @@ cdef void _entropy_grads(const floating* probs, const floating* log_probs,
             grad[i * K + k] = grad[i * K + k] + c[i * c_step] * e
 
 
-cdef bint _any_nonzero(cnp.ndarray c):
+cdef bint _any_nonzero(const floating* c, npy_intp n) noexcept nogil:
+    """c.any() for a float vector: NaN counts as nonzero, as in NumPy."""
     cdef npy_intp i
-    for i in range(c.size):
-        if _kind(c) == 0 and (<float*>_data(c))[i] != 0:
-            return True
-        if _kind(c) == 1 and (<double*>_data(c))[i] != 0:
+    for i in range(n):
+        if c[i] != 0:
             return True
     return False
 
@@ -230,14 +233,13 @@ def categorical_param_grads(cnp.ndarray probs not None, cnp.ndarray log_probs no
     any other case).
     """
     cdef int kind = _kind(probs)
-    if (kind < 0 or probs.ndim != 2 or _kind(log_probs) != kind or _kind(w) != kind
+    if (not _table(probs, kind) or _kind(log_probs) != kind or _kind(w) != kind
             or _kind(c) != kind or cnp.PyArray_TYPE(actions) != cnp.NPY_INTP
-            or not cnp.PyArray_IS_C_CONTIGUOUS(probs)
             or not cnp.PyArray_IS_C_CONTIGUOUS(log_probs)
             or not cnp.PyArray_IS_C_CONTIGUOUS(actions) or not cnp.PyArray_IS_C_CONTIGUOUS(w)
             or not cnp.PyArray_IS_C_CONTIGUOUS(c)):
         return None
-    cdef npy_intp n = probs.shape[0], K = probs.shape[1], itemsize = probs.itemsize
+    cdef npy_intp n = probs.shape[0], K = probs.shape[1]
     if (log_probs.ndim != 2 or log_probs.shape[0] != n or log_probs.shape[1] != K
             or actions.size != n or w.size != n or c.size not in (1, n)):
         raise ValueError(f"log_probs must be ({n}, {K}), actions and w ({n},) and c a scalar "
@@ -249,7 +251,8 @@ def categorical_param_grads(cnp.ndarray probs not None, cnp.ndarray log_probs no
     else:
         _score_grads(<double*>_data(probs), <Py_ssize_t*>_data(actions), <double*>_data(w),
                      <double*>_data(grad), n, K)
-    if not _any_nonzero(c):                     # c.any(): NaN counts, as in NumPy
+    if not (_any_nonzero(<float*>_data(c), c.size) if kind == 0
+            else _any_nonzero(<double*>_data(c), c.size)):
         return grad
     entropy = _entropy(probs, log_probs, kind)
     if kind == 0:

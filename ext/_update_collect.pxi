@@ -101,8 +101,8 @@ def track_episodes(cnp.ndarray episode_return not None, cnp.ndarray episode_leng
         then, for each ended env (in order): record (return, length), and start both at 0
 
     episode_return (N,) float64, episode_length (N,) int64, rewards (N,) float64, the rest (N,)
-    bool, all contiguous. Returns (ended (N,) bool, [(return, length) of each ended episode]),
-    or None for other dtypes or layouts (the caller's NumPy lines take them).
+    bool, all contiguous, the first two writeable. Returns (ended (N,) bool, [(return, length)
+    of each ended episode]), or None otherwise (the caller's NumPy lines take those cases).
     """
     cdef npy_intp n = episode_return.shape[0] if episode_return.ndim == 1 else -1, i
     cdef cnp.ndarray array
@@ -114,7 +114,9 @@ def track_episodes(cnp.ndarray episode_return not None, cnp.ndarray episode_leng
             or cnp.PyArray_TYPE(episode_length) != cnp.NPY_INT64
             or cnp.PyArray_TYPE(real) != cnp.NPY_BOOL
             or cnp.PyArray_TYPE(terminated) != cnp.NPY_BOOL
-            or cnp.PyArray_TYPE(truncated) != cnp.NPY_BOOL):
+            or cnp.PyArray_TYPE(truncated) != cnp.NPY_BOOL
+            or not cnp.PyArray_ISWRITEABLE(episode_return)
+            or not cnp.PyArray_ISWRITEABLE(episode_length)):
         return None
     cdef double* ret = <double*>_data(episode_return)
     cdef long long* length = <long long*>_data(episode_length)

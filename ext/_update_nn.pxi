@@ -120,12 +120,13 @@ cdef void _relu_derivative(floating* g, const floating* h, npy_intp n) noexcept 
 
 
 cdef void _outer(floating* out, const floating* g, const floating* w, npy_intp rows,
-                 npy_intp cols, npy_intp w_stride) noexcept nogil:
-    """out[i, j] = g[i] * w[j]: np.multiply(g (rows, 1), W[:, 0]) broadcast."""
+                 npy_intp cols) noexcept nogil:
+    """out[i, j] = g[i] * w[j]: np.multiply(g (rows, 1), W[:, 0]) broadcast (W a contiguous
+    (cols, 1) column)."""
     cdef npy_intp i, j
     for i in range(rows):
         for j in range(cols):
-            out[i * cols + j] = g[i] * w[j * w_stride]
+            out[i * cols + j] = g[i] * w[j]
 
 
 def mlp_backward(list layer_inputs not None, tuple weights not None, tuple biases not None,
@@ -197,9 +198,9 @@ def mlp_backward(list layer_inputs not None, tuple weights not None, tuple biase
         grad_h = _empty2(B, n_in, kind)
         if n_out == 1 and l > 0:
             if kind == 0:
-                _outer(<float*>_data(grad_h), <float*>_data(g), <float*>_data(W), B, n_in, 1)
+                _outer(<float*>_data(grad_h), <float*>_data(g), <float*>_data(W), B, n_in)
             else:
-                _outer(<double*>_data(grad_h), <double*>_data(g), <double*>_data(W), B, n_in, 1)
+                _outer(<double*>_data(grad_h), <double*>_data(g), <double*>_data(W), B, n_in)
         else:
             # g_l W_l^T: W^T is (n_out, n_in) with W's strides swapped
             _matmul(&MATMUL[kind], _data(g), n_out * itemsize, itemsize,

@@ -56,14 +56,10 @@ def clipped_surrogate(cnp.ndarray log_prob not None, cnp.ndarray old_log_prob no
     one float dtype and one length (the caller's NumPy lines take any other case).
     """
     cdef int kind = _kind(log_prob)
-    cdef npy_intp n = log_prob.shape[0] if log_prob.ndim == 1 else -1
-    if (kind < 0 or n < 1 or _kind(old_log_prob) != kind or _kind(advantages) != kind
-            or old_log_prob.ndim != 1 or advantages.ndim != 1
-            or old_log_prob.shape[0] != n or advantages.shape[0] != n
-            or not cnp.PyArray_IS_C_CONTIGUOUS(log_prob)
-            or not cnp.PyArray_IS_C_CONTIGUOUS(old_log_prob)
-            or not cnp.PyArray_IS_C_CONTIGUOUS(advantages)):
+    if (not _vectors(log_prob, old_log_prob, kind) or not _vectors(log_prob, advantages, kind)
+            or log_prob.shape[0] == 0):
         return None
+    cdef npy_intp n = log_prob.shape[0]
     cdef cnp.ndarray ratio = _log_ratio(log_prob, old_log_prob, kind)
     cdef cnp.ndarray grad = _empty1(n, cnp.PyArray_TYPE(log_prob))
     cdef double total

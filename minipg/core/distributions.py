@@ -142,8 +142,7 @@ def log_softmax(logits):
     if update_kernels is not None and rows.flags.c_contiguous:
         # the NumPy lines below as one compiled call, the same numbers (ext/_update_kernels.pyx
         # runs NumPy's own exp, log and matmul loops)
-        log_probs, probs = update_kernels.categorical_log_softmax(
-            rows, np.ones(logits.shape[-1], logits.dtype))
+        log_probs, probs = update_kernels.categorical_log_softmax(rows)
         return log_probs.reshape(logits.shape), probs.reshape(logits.shape)
     # The row max comes from argmax and the row sums from a product with ones: NumPy's max and
     # sum along a short last axis cost 5-10x more (11 us for 251 rows of 2).
@@ -204,10 +203,13 @@ class Categorical:
         """log pi(a) = z_a - logsumexp(z), shape (...,)."""
         return self._log_prob(self._check_actions(actions))
 
+    def _tables(self):
+        """probs and log_probs as (n, K) rows, n = prod(batch): what the kernels take."""
+        return self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions)
+
     def _log_prob(self, actions):
         if update_kernels is not None:             # the lines below as one compiled call
-            log_prob = update_kernels.categorical_log_prob(
-                self.log_probs.reshape(-1, self.n_actions), actions.reshape(-1))
+            log_prob = update_kernels.categorical_log_prob(self._tables()[1], actions.reshape(-1))
             if log_prob is not None:
                 return log_prob.reshape(self.batch_shape)
         rows = self._rows(actions)
@@ -222,16 +224,14 @@ class Categorical:
         # sample's lines and log_prob's gather as one compiled call, the same numbers from the
         # same uniforms
         u = as_generator(rng).random(self.batch_shape + (1,))
-        actions, log_prob = update_kernels.categorical_sample(
-            self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions), u)
+        actions, log_prob = update_kernels.categorical_sample(*self._tables(), u)
         # [()]: one distribution's action is a scalar, as sample's argmax gives
         return actions.reshape(self.batch_shape)[()], log_prob.reshape(self.batch_shape)
 
     def entropy(self):
         """H = -sum_k pi_k log pi_k, shape (...,)."""
         if update_kernels is not None:             # the line below as one compiled call
-            entropy = update_kernels.categorical_entropy(
-                self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions))
+            entropy = update_kernels.categorical_entropy(*self._tables())
             if entropy is not None:     # [()]: a scalar for one distribution, as @ gives
                 return entropy.reshape(self.batch_shape)[()]
         return (self.probs * self.log_probs) @ np.full(self.n_actions, -1.0, self.logits.dtype)
@@ -283,8 +283,7 @@ class Categorical:
         if update_kernels is not None:
             # the NumPy lines below as one compiled call, the same numbers
             grad_logits = update_kernels.categorical_param_grads(
-                self.probs.reshape(-1, self.n_actions), self.log_probs.reshape(-1, self.n_actions),
-                actions.reshape(-1), w.reshape(-1), c.reshape(-1))
+                *self._tables(), actions.reshape(-1), w.reshape(-1), c.reshape(-1))
             if grad_logits is not None:        # None: arrays it does not take, NumPy does
                 return CategoricalGrads(grad_logits.reshape(self.logits.shape))
         grad_logits = self.probs * -w[..., None]                  # w_i * (0 - pi_i) ...
