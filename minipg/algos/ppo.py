@@ -146,7 +146,7 @@ def approx_kl(log_prob, old_log_prob):
     return float((np.expm1(log_ratio) - log_ratio).sum()) / log_ratio.size
 
 
-def clip_fraction(ratio, clip_coef):
+def _clip_fraction(ratio, clip_coef):
     """The fraction of samples whose ratio is outside [1 - clip_coef, 1 + clip_coef]."""
     if update_kernels is not None:
         fraction = update_kernels.clip_fraction(ratio, clip_coef)   # the line below, compiled
@@ -183,7 +183,7 @@ def minibatch_step(policy, value_fn, optim, mb_obs, mb_actions, mb_old_log_prob,
     return {"policy_loss": policy_loss, "value_loss": v_loss,
             "entropy": float(dist.entropy().sum()) / B,
             "approx_kl": approx_kl(log_prob, mb_old_log_prob),
-            "clip_frac": clip_fraction(ratio, config.clip_coef),
+            "clip_frac": _clip_fraction(ratio, config.clip_coef),
             "grad_norm": grad_norm}
 
 

@@ -130,7 +130,7 @@ def _check_direction(name, direction, shape, dtype):
     return direction
 
 
-def log_softmax(logits):
+def _log_softmax(logits):
     """(log pi, pi) for logits z (..., K), along the last axis:
 
         m = max_k z_k,   S = sum_k exp(z_k - m),   log pi = (z - m) - log S,   pi = exp(z - m) / S
@@ -166,7 +166,7 @@ class Categorical:
                 raise ValueError("logits must have at least one action in its last dim, got "
                                  f"shape {logits.shape}")
         self.logits = logits
-        self.log_probs, self.probs = log_softmax(logits)
+        self.log_probs, self.probs = _log_softmax(logits)
 
     @property
     def batch_shape(self):

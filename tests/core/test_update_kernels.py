@@ -161,7 +161,7 @@ def test_mlp_kernels_leave_unusual_inputs_to_numpy(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_actions", [1, 2, 3, 4, 5, 8, 17])
 def test_categorical_kernels_are_the_numpy_lines_bit_for_bit(dtype, n_actions, monkeypatch):
-    """log_softmax and sample_with_log_prob on logits far apart (a probability of exactly 0),
+    """The log-softmax and sample_with_log_prob on logits far apart (a probability of exactly 0),
     tied (the first maximum is the shift), and batch shapes (), (n,) and (T, N)."""
     rng = np.random.default_rng(n_actions)
     cases = [rng.normal(size=n_actions) * 3]
@@ -243,7 +243,7 @@ def test_ppo_loss_kernels_are_the_numpy_lines_bit_for_bit(dtype, clip_coef, monk
             loss, grad, ratio = ppo.clipped_surrogate(log_prob, old_log_prob, advantages,
                                                       clip_coef)
             results += [loss, grad, ratio, ppo.approx_kl(log_prob, old_log_prob),
-                        ppo.clip_fraction(ratio, clip_coef)]
+                        ppo._clip_fraction(ratio, clip_coef)]
         return results
 
     compiled = compiled_is_numpy(run, monkeypatch, ppo)
